@@ -1,0 +1,266 @@
+"""Appending to a tenant's hash chain, and the one hook that audits every model change.
+
+``hash = SHA-256(prev_hash || canonical_json(event))`` with a gap-free ``seq`` per tenant. Appends
+lock the tenant's ``audit_head`` row, so concurrent writers queue instead of forking the chain.
+Everything runs on the caller's connection: the events commit or roll back with the change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, inspect, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from workspace.audit.models import GENESIS_HASH, AuditEvent, AuditHead
+from workspace.db.base import Audited, TenantOwned
+from workspace.lib.canonical import canonical_json, iso_utc
+from workspace.lib.timeutil import utcnow
+
+__all__ = [
+    "Actor",
+    "SYSTEM",
+    "set_actor",
+    "get_actor",
+    "record",
+    "append",
+    "event_hash",
+    "head_mac",
+    "HASHED_FIELDS",
+    "install",
+]
+
+ACTOR_KEY = "audit_actor"
+KEY_KEY = "audit_key"
+
+HASHED_FIELDS = (
+    "tenant_id",
+    "seq",
+    "created_at",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "object_label",
+    "changes",
+    "ip",
+    "user_agent",
+    "request_id",
+)
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str  # "user", "token" or "system"
+    id: str | None = None
+    label: str = ""
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+
+SYSTEM = Actor(type="system", label="system")
+
+
+def set_actor(session: Session, actor: Actor) -> None:
+    session.info[ACTOR_KEY] = actor
+
+
+def get_actor(session: Session) -> Actor:
+    return session.info.get(ACTOR_KEY) or SYSTEM
+
+
+def event_hash(prev_hash: str, payload: dict[str, Any]) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(payload)).hexdigest()
+
+
+def head_mac(key: str, tenant_id: int, seq: int, last_hash: str) -> str:
+    message = f"{tenant_id}:{seq}:{last_hash}".encode("ascii")
+    return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    return str(value)
+
+
+def payload_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The hashed form of an event row (as stored or as about to be stored)."""
+    data = {name: row[name] for name in HASHED_FIELDS}
+    data["created_at"] = iso_utc(row["created_at"])
+    return data
+
+
+def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, Any]]) -> list[int]:
+    """Append entries (action, object_type, object_id, object_label, changes, actor) to the chain."""
+    if not entries:
+        return []
+    head_table = AuditHead.__table__
+    row = conn.execute(
+        select(head_table.c.last_seq, head_table.c.last_hash)
+        .where(head_table.c.tenant_id == tenant_id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        conn.execute(insert(head_table).values(tenant_id=tenant_id, last_seq=0, last_hash=GENESIS_HASH, mac=""))
+        last_seq, last_hash = 0, GENESIS_HASH
+    else:
+        last_seq, last_hash = row
+    now = utcnow()
+    rows = []
+    for entry in entries:
+        actor: Actor = entry["actor"]
+        last_seq += 1
+        values = {
+            "tenant_id": tenant_id,
+            "seq": last_seq,
+            "created_at": now,
+            "actor_type": actor.type,
+            "actor_id": actor.id,
+            "actor_label": actor.label,
+            "action": entry["action"],
+            "object_type": entry.get("object_type", ""),
+            "object_id": None if entry.get("object_id") is None else str(entry["object_id"]),
+            "object_label": entry.get("object_label", "") or "",
+            "changes": _json_safe(entry.get("changes") or {}),
+            "ip": actor.ip,
+            "user_agent": actor.user_agent,
+            "request_id": actor.request_id,
+        }
+        values["prev_hash"] = last_hash
+        values["hash"] = last_hash = event_hash(last_hash, payload_of(values))
+        rows.append(values)
+    conn.execute(insert(AuditEvent.__table__), rows)
+    conn.execute(
+        update(head_table)
+        .where(head_table.c.tenant_id == tenant_id)
+        .values(last_seq=last_seq, last_hash=last_hash, mac=head_mac(key, tenant_id, last_seq, last_hash))
+    )
+    return [r["seq"] for r in rows]
+
+
+def _key(session: Session) -> str:
+    key = session.info.get(KEY_KEY)
+    if not key:
+        raise RuntimeError("session has no audit key; build sessions with workspace.db session factory")
+    return key
+
+
+def record(
+    session: Session,
+    action: str,
+    *,
+    tenant_id: int,
+    object_type: str = "",
+    object_id: Any = None,
+    object_label: str = "",
+    changes: dict[str, Any] | None = None,
+    actor: Actor | None = None,
+) -> int:
+    """Write one event now, in the session's transaction. Returns its sequence number."""
+    session.flush()
+    entry = {
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "object_label": object_label,
+        "changes": changes or {},
+        "actor": actor or get_actor(session),
+    }
+    return append(session.connection(), _key(session), tenant_id, [entry])[0]
+
+
+# --- the flush hook: every change to an Audited model becomes an event -------------------------
+
+
+def _column_values(obj: Audited) -> dict[str, Any]:
+    mapper = inspect(obj).mapper
+    return {
+        col.key: getattr(obj, col.key)
+        for col in mapper.column_attrs
+        if col.key not in obj.__audit_exclude__ and col.key not in {"id", "tenant_id", "created_at"}
+    }
+
+
+def _tenant_of(session: Session, obj: Audited) -> int | None:
+    if isinstance(obj, TenantOwned):
+        return obj.tenant_id
+    if getattr(obj, "__audit_type__", "") == "tenant":
+        return obj.id  # type: ignore[attr-defined]
+    return session.info.get("tenant_id")
+
+
+def _after_flush(session: Session, _ctx) -> None:  # type: ignore[no-untyped-def]
+    per_tenant: dict[int, list[dict[str, Any]]] = {}
+    actor = get_actor(session)
+
+    def add(obj: Audited, verb: str, changes: dict[str, Any]) -> None:
+        tenant_id = _tenant_of(session, obj)
+        if tenant_id is None:
+            return  # a global identity changed outside any tenant (no tenant's business)
+        per_tenant.setdefault(tenant_id, []).append(
+            {
+                "action": f"{obj.__audit_type__}.{verb}",
+                "object_type": obj.__audit_type__,
+                "object_id": getattr(obj, "id", None),
+                "object_label": obj.audit_label(),
+                "changes": changes,
+                "actor": actor,
+            }
+        )
+
+    for obj in session.new:
+        if isinstance(obj, Audited):
+            add(obj, "created", {k: [None, v] for k, v in _column_values(obj).items() if v is not None})
+    for obj in session.dirty:
+        if not isinstance(obj, Audited) or not session.is_modified(obj, include_collections=False):
+            continue
+        state = inspect(obj)
+        changes: dict[str, Any] = {}
+        for col in state.mapper.column_attrs:
+            if col.key in obj.__audit_exclude__:
+                continue
+            hist = state.attrs[col.key].history
+            if hist.has_changes():
+                old = hist.deleted[0] if hist.deleted else None
+                new = hist.added[0] if hist.added else None
+                if old != new:
+                    changes[col.key] = [old, new]
+        if changes:
+            add(obj, "updated", changes)
+    for obj in session.deleted:
+        if isinstance(obj, Audited):
+            add(obj, "deleted", {k: [v, None] for k, v in _column_values(obj).items() if v is not None})
+    if not per_tenant:
+        return
+    conn = session.connection()
+    key = _key(session)
+    for tenant_id in sorted(per_tenant):
+        append(conn, key, tenant_id, per_tenant[tenant_id])
+
+
+_installed = False
+
+
+def install() -> None:
+    global _installed
+    if not _installed:
+        event.listen(Session, "after_flush", _after_flush)
+        _installed = True
+
+
+install()

@@ -1,0 +1,1 @@
+"""Pure helpers. Imports nothing from workspace."""

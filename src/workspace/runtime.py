@@ -1,0 +1,67 @@
+"""The process-wide resources built from settings: engine, session factory, authorization.
+
+Shared by the web app, the CLI and job workers, so all three run the same services the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from workspace.audit.chain import SYSTEM, Actor, set_actor
+from workspace.config import Settings
+from workspace.db import make_engine, make_session_factory
+from workspace.db.registry import load_models
+from workspace.tenancy.authz import Authz, attach_redis_watcher
+from workspace.tenancy.scoping import bind_tenant
+
+__all__ = ["Runtime", "build_runtime"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    authz: Authz
+    watcher: object | None = field(default=None)
+
+    @contextmanager
+    def unit_of_work(self, tenant_id: int | None = None, actor: Actor = SYSTEM) -> Iterator[Session]:
+        """One transaction: commits on success, rolls back on error (CLI, jobs, side records)."""
+        session = self.session_factory()
+        set_actor(session, actor)
+        if tenant_id is not None:
+            bind_tenant(session, tenant_id)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            try:
+                self.watcher.close = True  # type: ignore[attr-defined]
+            except Exception:
+                pass
+        self.engine.dispose()
+
+
+def build_runtime(settings: Settings, *, watch_policy: bool = True) -> Runtime:
+    load_models()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    authz = Authz(engine)
+    watcher = None
+    if settings.redis_url and watch_policy:
+        watcher = attach_redis_watcher(authz, settings.redis_url)
+    return Runtime(settings, engine, make_session_factory(engine, audit_key=settings.secret_key, authz=authz), authz, watcher)

@@ -1,0 +1,1 @@
+"""Tenants, users, memberships, teams, roles, authorization (casbin), API tokens, tenant scoping."""

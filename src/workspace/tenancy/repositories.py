@@ -1,0 +1,90 @@
+"""Queries. Tenant criteria are added by the scoping hook; nothing here writes ``tenant_id ==``."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from workspace.tenancy.errors import NotFound
+from workspace.tenancy.models import (
+    MEMBER_ACTIVE,
+    ApiToken,
+    Membership,
+    Role,
+    Team,
+    TeamMember,
+    Tenant,
+    User,
+)
+from workspace.tenancy.scoping import unscoped
+
+__all__ = [
+    "fetch",
+    "user_by_email",
+    "tenant_by_slug",
+    "membership_of",
+    "active_memberships_of_user",
+    "count_active_owners",
+    "custom_role",
+    "team_members",
+]
+
+M = TypeVar("M")
+
+
+def fetch(session: Session, model: type[M], object_id: int, *, what: str | None = None) -> M:
+    """Load one row by id from user input: within the bound tenant, or 404 (never ``session.get``)."""
+    obj = session.scalars(select(model).where(model.id == object_id)).unique().first()  # type: ignore[attr-defined]
+    if obj is None:
+        raise NotFound(f"{what or model.__name__} not found")
+    return obj
+
+
+def user_by_email(session: Session, email: str) -> User | None:
+    return session.scalars(select(User).where(User.email == email.strip().lower())).first()
+
+
+def tenant_by_slug(session: Session, slug: str) -> Tenant | None:
+    return session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
+
+
+def membership_of(session: Session, user_id: int) -> Membership | None:
+    return session.scalars(select(Membership).where(Membership.user_id == user_id)).unique().first()
+
+
+def active_memberships_of_user(session: Session, user_id: int) -> list[tuple[Tenant, Membership]]:
+    # Cross-tenant by nature: the tenants a user belongs to (switcher, login landing).
+    with unscoped(session, "a user's own memberships across tenants"):
+        rows = session.execute(
+            select(Tenant, Membership)
+            .join(Membership, Membership.tenant_id == Tenant.id)
+            .where(Membership.user_id == user_id, Membership.status == MEMBER_ACTIVE)
+            .order_by(Tenant.name)
+        ).unique().all()
+    return [(t, m) for t, m in rows]
+
+
+def count_active_owners(session: Session) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Membership).where(Membership.role == "owner", Membership.status == MEMBER_ACTIVE)
+    ) or 0
+
+
+def custom_role(session: Session, key: str) -> Role | None:
+    return session.scalars(select(Role).where(Role.key == key)).first()
+
+
+def team_members(session: Session, team_id: int) -> list[TeamMember]:
+    return list(session.scalars(select(TeamMember).where(TeamMember.team_id == team_id)).unique())
+
+
+def token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
+    # The token itself names its tenant: look it up before a tenant is known.
+    with unscoped(session, "an API key identifies its tenant"):
+        return session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash)).unique().first()
+
+
+def teams(session: Session) -> list[Team]:
+    return list(session.scalars(select(Team).order_by(Team.name)))

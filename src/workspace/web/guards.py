@@ -1,0 +1,165 @@
+"""The one place permissions are enforced.
+
+Every route declares its access in ``opt`` with ``requires(...)``: ``PUBLIC``, ``SIGNED_IN`` (a user,
+no tenant) or a permission ``"resource:action"`` that the member must hold in the tenant of the URL
+(pages, ``/t/{slug}/...``, session cookie) or of the API key (``/api/...``, token only). A route
+without a declaration fails closed with a configuration error (and the test suite lists it).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import anyio
+from litestar.connection import ASGIConnection
+from litestar.exceptions import ImproperlyConfiguredException, NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+from sqlalchemy import select
+
+from workspace.audit.chain import set_actor
+from workspace.lib.timeutil import as_utc, utcnow
+from workspace.tenancy import repositories as repo
+from workspace.tenancy.context import TenantContext
+from workspace.tenancy.errors import Forbidden, NotFound
+from workspace.tenancy.models import MEMBER_ACTIVE, Tenant, User
+from workspace.tenancy.permissions import CATALOGUE
+from workspace.tenancy.scoping import bind_tenant
+from workspace.tenancy.services import resolve_api_key
+from workspace.web.uow import request_actor, request_session, runtime_of
+
+__all__ = ["PUBLIC", "SIGNED_IN", "requires", "authorize", "LoginRequired", "ACCESS_KEY", "STATE_CTX", "STATE_USER"]
+
+PUBLIC = "public"
+SIGNED_IN = "signed-in"
+ACCESS_KEY = "access"
+STATE_CTX = "ws_ctx"
+STATE_USER = "ws_user"
+TOKEN_TOUCH = timedelta(seconds=60)
+
+
+class LoginRequired(Exception):
+    """No valid signed-in session for a page that needs one."""
+
+
+def requires(access: str, **extra: Any) -> dict[str, Any]:
+    if access not in (PUBLIC, SIGNED_IN) and access not in CATALOGUE:
+        raise ImproperlyConfiguredException(f"unknown permission {access!r}")
+    return {ACCESS_KEY: access, **extra}
+
+
+def is_api(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    return connection.scope["path"].startswith("/api/")
+
+
+def _session_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
+    data = connection.scope.get("session") or {}
+    uid = data.get("uid") if isinstance(data, dict) else None
+    if not uid:
+        raise LoginRequired()
+    db = request_session(connection)
+    user = db.scalars(select(User).where(User.id == uid)).first()
+    if user is None or not user.is_active or data.get("ep") != user.session_epoch:
+        connection.scope["session"] = {}
+        raise LoginRequired()
+    return user
+
+
+def _api_token(connection: ASGIConnection[Any, Any, Any, Any]):  # type: ignore[no-untyped-def]
+    header = connection.headers.get("authorization") or ""
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() not in ("token", "bearer") or not key.strip():
+        raise NotAuthorizedException("Authentication credentials were not provided: send Authorization: Token <key>.")
+    db = request_session(connection)
+    token = resolve_api_key(db, key.strip())
+    if token is None:
+        raise NotAuthorizedException("Invalid token.")
+    return token
+
+
+def _resolve(connection: ASGIConnection[Any, Any, Any, Any], access: str) -> None:
+    db = request_session(connection)
+    runtime = runtime_of(connection)
+    state = connection.scope.setdefault("state", {})
+    token = None
+    if is_api(connection):
+        token = _api_token(connection)
+        tenant = db.get(Tenant, token.tenant_id)
+        user = token.user
+    else:
+        user = _session_user(connection)
+        state[STATE_USER] = user
+        set_actor(db, request_actor(connection, type_="user", id_=str(user.id), label=user.email))
+        if access == SIGNED_IN:
+            return
+        slug = connection.path_params.get("slug")
+        if not slug:
+            raise ImproperlyConfiguredException(f"{connection.scope['path']}: a tenant permission needs /t/{{slug}}/")
+        tenant = repo.tenant_by_slug(db, slug)
+        if tenant is None:
+            raise NotFound("Page not found")
+    assert tenant is not None
+    bind_tenant(db, tenant.id)
+    membership = repo.membership_of(db, user.id)
+    if membership is None or membership.status != MEMBER_ACTIVE or not user.is_active:
+        if token is not None:
+            raise NotAuthorizedException("Invalid token.")
+        raise NotFound("Page not found")  # not a member: the tenant does not exist for them
+    if token is not None:
+        set_actor(db, request_actor(connection, type_="token", id_=str(token.id), label=f"{user.email} ({token.prefix}…)"))
+        last = as_utc(token.last_used_at)
+        if last is None or utcnow() - last > TOKEN_TOUCH:
+            token.last_used_at = utcnow()
+    runtime.authz.ensure_fresh(tenant.id, tenant.policy_version)
+    ctx = TenantContext(
+        tenant_id=tenant.id,
+        tenant_slug=tenant.slug,
+        tenant_name=tenant.name,
+        user_id=user.id,
+        user_email=user.email,
+        user_name=user.name,
+        membership_id=membership.id,
+        role=membership.role,
+        permissions=runtime.authz.permissions(user.id, tenant.id),
+        via="token" if token is not None else "session",
+        token_id=token.id if token is not None else None,
+    )
+    state[STATE_CTX] = ctx
+    if access == PUBLIC or access == SIGNED_IN:
+        return
+    project_id = connection.path_params.get("project_id")
+    if ctx.has(access) or (project_id is not None and runtime.authz.can(user.id, tenant.id, access, int(project_id))):
+        return
+    _record_denied(connection, ctx, access)
+    raise Forbidden("You don't have permission to do that.")
+
+
+def _record_denied(connection: ASGIConnection[Any, Any, Any, Any], ctx: TenantContext, access: str) -> None:
+    """The request's own transaction rolls back on 403, so the denial is written in its own."""
+    runtime = runtime_of(connection)
+    request_db = request_session(connection)
+    actor = request_db.info["audit_actor"]
+    request_db.rollback()  # it rolls back anyway; on SQLite it must also let go of the write lock
+    with runtime.unit_of_work(ctx.tenant_id, actor) as db:
+        from workspace.audit.chain import record
+
+        record(db, "permission.denied", tenant_id=ctx.tenant_id, object_type="route",
+               object_id=None, object_label=f"{connection.scope['method']} {connection.scope['path']}",
+               changes={"permission": access})
+
+
+async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    access = handler.opt.get(ACCESS_KEY)
+    if access is None:
+        raise ImproperlyConfiguredException(
+            f"route {connection.scope['path']} declares no access: add opt=requires(...)"
+        )
+    if access == PUBLIC and not handler.opt.get("resolve_user"):
+        return
+    if access == PUBLIC:
+        try:
+            await anyio.to_thread.run_sync(_resolve, connection, SIGNED_IN)
+        except LoginRequired:
+            pass
+        return
+    await anyio.to_thread.run_sync(_resolve, connection, access)
