@@ -103,6 +103,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         )
     if not settings.template_dir.is_dir():
         raise StartupError(f"templates folder not found at {settings.template_dir}")
+    owns_runtime = runtime is None
     runtime = runtime or build_runtime(settings)
     stores = _stores(settings)
     template_config = TemplateConfig(directory=settings.template_dir, engine=JinjaTemplateEngine)
@@ -134,7 +135,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         openapi_config=None,
         debug=settings.debug,
-        on_shutdown=[runtime.close],
+        on_shutdown=[runtime.close] if owns_runtime else [],
     )
     app.state["runtime"] = runtime
     app.state["settings"] = settings

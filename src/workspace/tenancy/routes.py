@@ -89,10 +89,11 @@ async def login(request: Request[Any, Any, Any], data: Form) -> Template | Redir
 
         def log_failure() -> None:
             known = repo.user_by_email(_db(request), email)
+            known_id = known.id if known is not None else None
             _db(request).rollback()  # the response is an error: nothing of this transaction stays
-            if known is not None:
+            if known_id is not None:
                 actor = request_actor(request, type_="anonymous", label=email)
-                _record_for_user_tenants(runtime, known.id, "auth.login_failed", actor)
+                _record_for_user_tenants(runtime, known_id, "auth.login_failed", actor)
 
         await anyio.to_thread.run_sync(log_failure)
         return page(request, "auth/login.html", status=401, next=target, email=email,
