@@ -331,6 +331,7 @@ def update_team_members(request: Request[Any, Any, Any], slug: str, team_id: int
     """Bulk: add or remove several members at once; any unknown or foreign id applies nothing (404)."""
     db = _db(request)
     ctx = ctx_of(request)
+    repo.fetch(db, Team, team_id, what="Team")
     present = one(data, "action", "add") == "add"
     user_ids = [int_or_none(v, field="user_ids") for v in many(data, "user_ids")]
     if not user_ids:
@@ -403,10 +404,12 @@ def delete_role(request: Request[Any, Any, Any], slug: str, role_id: int) -> Red
 @in_thread
 def explain(
     request: Request[Any, Any, Any], slug: str, member: int | None = None, permission: str | None = None,
-    project: int | None = None,
+    project: str | None = None,
 ) -> Template:
     from workspace.workflow.models import Project
 
+    # The form's "the whole organization" option submits project= (empty), which an int parameter rejects.
+    project_id = int_or_none(project or "", field="project")
     db = _db(request)
     ctx = ctx_of(request)
     members = list(db.scalars(select(Membership).join(Membership.user).order_by(User.email)).unique())
@@ -418,14 +421,14 @@ def explain(
             error = f"Unknown permission {permission!r}."
         else:
             target = repo.fetch(db, Membership, member, what="Member")
-            if project is not None:
-                repo.fetch(db, Project, project, what="Project")
+            if project_id is not None:
+                repo.fetch(db, Project, project_id, what="Project")
             authz = runtime_of(request).authz
-            decision = authz.explain(target.user_id, ctx.tenant_id, permission, project)
+            decision = authz.explain(target.user_id, ctx.tenant_id, permission, project_id)
             answer = {"member": target, "decision": decision, "active": target.status == "active",
                       "path": [_describe(db, node) for node in decision.path]}
     return page(request, "tenancy/explain.html", members=members, projects=projects, catalogue=CATALOGUE,
-                selected={"member": member, "permission": permission or "", "project": project},
+                selected={"member": member, "permission": permission or "", "project": project_id},
                 answer=answer, error=error)
 
 
@@ -539,6 +542,7 @@ def api_list_members(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
 @post("/api/ws/members/{membership_id:int}/role", opt=requires("member:update"), name="api_member_role")
 @in_thread
 def api_member_role(request: Request[Any, Any, Any], membership_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    repo.fetch(_db(request), Membership, membership_id, what="Member")
     role = data.get("role")
     if not isinstance(role, str):
         raise Invalid("Send {\"role\": \"<role key>\"}.", field="role")

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workspace.audit.chain import Actor, record, set_actor
@@ -390,9 +389,9 @@ def grant_project_role(
     session: Session, ctx: TenantContext, project_id: int, role_key: str, *, user_id: int | None = None,
     team_id: int | None = None,
 ) -> ProjectGrant:
-    from workspace.workflow.models import Project  # a grant is about a project of this tenant
+    from workspace.workflow.services import get_project  # a grant is about a project of this tenant
 
-    repo.fetch(session, Project, project_id, what="Project")
+    get_project(session, project_id)
     if role_key not in PROJECT_ROLES:
         raise Invalid(f"A project role is one of {', '.join(PROJECT_ROLES)}.", field="role")
     _require_grantable(session, ctx, role_key)
@@ -419,8 +418,10 @@ def grant_project_role(
     return current
 
 
-def revoke_project_grant(session: Session, ctx: TenantContext, grant_id: int) -> None:
+def revoke_project_grant(session: Session, ctx: TenantContext, grant_id: int, *, project_id: int | None = None) -> None:
     grant = repo.fetch(session, ProjectGrant, grant_id, what="Grant")
+    if project_id is not None and grant.project_id != project_id:
+        raise NotFound("Grant not found")
     _require_grantable(session, ctx, grant.role)
     subject = f"u:{grant.user_id}" if grant.user_id is not None else f"team:{grant.team_id}"
     policy.set_project_grant(session, ctx.tenant_id, grant.project_id, subject, None)
@@ -484,7 +485,3 @@ def resolve_api_key(session: Session, key: str) -> ApiToken | None:
 def log_event(session: Session, tenant_id: int, action: str, **kwargs) -> int:  # type: ignore[no-untyped-def]
     """Record a semantic event (login, logout, permission denied) in the session's transaction."""
     return record(session, action, tenant_id=tenant_id, **kwargs)
-
-
-def ensure_unique(exc: IntegrityError, message: str, field: str) -> Conflict:
-    return Conflict(message, field=field)

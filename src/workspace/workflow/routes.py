@@ -63,6 +63,7 @@ def get_project(request: Request[Any, Any, Any], slug: str, project_id: int) -> 
       name="grant_project")
 @in_thread
 def grant_project(request: Request[Any, Any, Any], slug: str, project_id: int, data: Form) -> Redirect:
+    svc.get_project(_db(request), project_id)
     subject = one(data, "subject")
     kind, _, raw_id = subject.partition(":")
     if kind not in ("user", "team") or not raw_id.isdigit():
@@ -78,7 +79,7 @@ def grant_project(request: Request[Any, Any, Any], slug: str, project_id: int, d
       name="revoke_grant")
 @in_thread
 def revoke_grant(request: Request[Any, Any, Any], slug: str, project_id: int, grant_id: int) -> Redirect:
-    tenancy.revoke_project_grant(_db(request), ctx_of(request), grant_id)
+    tenancy.revoke_project_grant(_db(request), ctx_of(request), grant_id, project_id=project_id)
     notice(request, "Grant removed.")
     return see_other(f"/t/{slug}/projects/{project_id}")
 

@@ -6,9 +6,10 @@ from sqlalchemy.orm import Session
 
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Invalid
+from workspace.tenancy.repositories import fetch
 from workspace.workflow.models import Project
 
-__all__ = ["create_project"]
+__all__ = ["create_project", "get_project"]
 
 
 def create_project(session: Session, ctx: TenantContext, title: str, description: str = "") -> Project:
@@ -19,3 +20,8 @@ def create_project(session: Session, ctx: TenantContext, title: str, description
     session.add(project)
     session.flush()
     return project
+
+
+def get_project(session: Session, project_id: int) -> Project:
+    """A project of the bound tenant, or NotFound (another tenant's id answers the same)."""
+    return fetch(session, Project, project_id, what="Project")

@@ -1,0 +1,110 @@
+"""One factory per tenant-owned model, so the isolation matrix covers every model.
+
+A new TenantOwned model without a factory here makes the matrix fail (test_every_model_has_a_factory).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from workspace.audit.chain import record
+from workspace.audit.models import AuditEvent
+from workspace.lib.secrets import digest
+from workspace.lib.timeutil import utcnow
+from workspace.tenancy.models import ApiToken, Invitation, Membership, ProjectGrant, Role, Team, TeamMember, User
+from workspace.tenancy.scoping import current_tenant_id
+from workspace.workflow.models import Project
+
+
+def _tag(marker: str) -> str:
+    return f"{marker}-{uuid.uuid4().hex[:8]}"
+
+
+def _user(db: Session, marker: str) -> User:
+    user = User(email=f"{_tag(marker)}@example.com", name=_tag(marker), password_hash=None)
+    db.add(user)
+    db.flush()
+    return user
+
+
+def make_membership(db: Session, marker: str) -> Membership:
+    m = Membership(user_id=_user(db, marker).id, role="annotator")
+    db.add(m)
+    db.flush()
+    return m
+
+
+def make_team(db: Session, marker: str) -> Team:
+    t = Team(name=_tag(marker), description=marker)
+    db.add(t)
+    db.flush()
+    return t
+
+
+def make_team_member(db: Session, marker: str) -> TeamMember:
+    tm = TeamMember(team_id=make_team(db, marker).id, user_id=make_membership(db, marker).user_id)
+    db.add(tm)
+    db.flush()
+    return tm
+
+
+def make_role(db: Session, marker: str) -> Role:
+    r = Role(key=_tag("r" + marker).lower(), name=_tag(marker), permissions=["tenant:read"])
+    db.add(r)
+    db.flush()
+    return r
+
+
+def make_project(db: Session, marker: str) -> Project:
+    p = Project(title=_tag(marker), description=marker)
+    db.add(p)
+    db.flush()
+    return p
+
+
+def make_project_grant(db: Session, marker: str) -> ProjectGrant:
+    g = ProjectGrant(project_id=make_project(db, marker).id, user_id=make_membership(db, marker).user_id,
+                     role="annotator")
+    db.add(g)
+    db.flush()
+    return g
+
+
+def make_invitation(db: Session, marker: str) -> Invitation:
+    i = Invitation(email=f"{_tag(marker)}@example.com", role="annotator", token_hash=digest(_tag(marker)),
+                   expires_at=utcnow() + timedelta(days=1))
+    db.add(i)
+    db.flush()
+    return i
+
+
+def make_api_token(db: Session, marker: str) -> ApiToken:
+    t = ApiToken(user_id=make_membership(db, marker).user_id, name=_tag(marker), prefix="wsk_xxxx",
+                 token_hash=digest(_tag(marker)))
+    db.add(t)
+    db.flush()
+    return t
+
+
+def make_audit_event(db: Session, marker: str) -> AuditEvent:
+    seq = record(db, "test.event", tenant_id=current_tenant_id(db), object_label=_tag(marker))  # type: ignore[arg-type]
+    from sqlalchemy import select
+
+    return db.scalars(select(AuditEvent).where(AuditEvent.seq == seq)).one()
+
+
+FACTORIES: dict[type, Callable[[Session, str], object]] = {
+    Membership: make_membership,
+    Team: make_team,
+    TeamMember: make_team_member,
+    Role: make_role,
+    Project: make_project,
+    ProjectGrant: make_project_grant,
+    Invitation: make_invitation,
+    ApiToken: make_api_token,
+    AuditEvent: make_audit_event,
+}
