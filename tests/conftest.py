@@ -117,6 +117,11 @@ def _truncate_pg(url: str) -> None:
     tables = ", ".join(f'"{t.name}"' for t in load_models().metadata.sorted_tables)
     eng = create_engine(url)
     with eng.begin() as conn:
+        # A connection leaked by an earlier test must not block the next one forever.
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    with eng.begin() as conn:
+        conn.execute(text("SET LOCAL lock_timeout = '20s'"))
         # TRUNCATE does not fire the row triggers that keep audit rows append-only.
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     eng.dispose()

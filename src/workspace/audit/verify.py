@@ -30,6 +30,12 @@ def verify_tenant(session: Session, key: str, tenant_id: int) -> ChainReport:
 
     Core statements on the tables: the verifier is the audit read side and reads across the
     tenant's rows by design; it is given the tenant explicitly.
+
+    Writers may append while this runs, and under READ COMMITTED (PostgreSQL's default) every
+    statement sees the newest commits: a head read after the walk can be ahead of the last event the
+    walk saw without anything being wrong. An append commits its events and the head together, so
+    when the head is ahead the walk goes on from where it stopped; events the head covers that still
+    aren't there were removed.
     """
     ev = AuditEvent.__table__
     cols = [ev.c[name] for name in HASHED_FIELDS] + [ev.c.prev_hash, ev.c.hash]
@@ -37,34 +43,39 @@ def verify_tenant(session: Session, key: str, tenant_id: int) -> ChainReport:
     running = GENESIS_HASH
     count = 0
     last_seen = 0
+    head_table = AuditHead.__table__
     while True:
-        rows = session.execute(
-            select(*cols)
-            .where(ev.c.tenant_id == tenant_id, ev.c.seq > last_seen)
-            .order_by(ev.c.seq)
-            .limit(BATCH)
-        ).mappings().all()
-        if not rows:
+        progressed = False
+        while True:
+            rows = session.execute(
+                select(*cols)
+                .where(ev.c.tenant_id == tenant_id, ev.c.seq > last_seen)
+                .order_by(ev.c.seq)
+                .limit(BATCH)
+            ).mappings().all()
+            if not rows:
+                break
+            progressed = True
+            for row in rows:
+                seq = row["seq"]
+                if seq != expected_seq:
+                    return ChainReport(tenant_id, False, count, expected_seq,
+                                       f"event {expected_seq} is missing (next stored event is {seq})")
+                if row["prev_hash"] != running:
+                    return ChainReport(tenant_id, False, count, seq,
+                                       "prev_hash does not match the hash of the event before it")
+                recomputed = event_hash(running, payload_of(dict(row)))
+                if not hmac.compare_digest(recomputed, row["hash"]):
+                    return ChainReport(tenant_id, False, count, seq,
+                                       "content does not match its hash (the row was altered)")
+                running = row["hash"]
+                expected_seq += 1
+                count += 1
+                last_seen = seq
+        head = session.execute(select(head_table).where(head_table.c.tenant_id == tenant_id)).mappings().first()
+        if head is None or head["last_seq"] <= last_seen or not progressed:
             break
-        for row in rows:
-            seq = row["seq"]
-            if seq != expected_seq:
-                return ChainReport(tenant_id, False, count, expected_seq,
-                                   f"event {expected_seq} is missing (next stored event is {seq})")
-            if row["prev_hash"] != running:
-                return ChainReport(tenant_id, False, count, seq,
-                                   "prev_hash does not match the hash of the event before it")
-            recomputed = event_hash(running, payload_of(dict(row)))
-            if not hmac.compare_digest(recomputed, row["hash"]):
-                return ChainReport(tenant_id, False, count, seq,
-                                   "content does not match its hash (the row was altered)")
-            running = row["hash"]
-            expected_seq += 1
-            count += 1
-            last_seen = seq
-    head = session.execute(
-        select(AuditHead.__table__).where(AuditHead.__table__.c.tenant_id == tenant_id)
-    ).mappings().first()
+        # The head is ahead of the walk: events were appended meanwhile (or removed); walk on.
     if head is None:
         if count:
             return ChainReport(tenant_id, False, count, 1, "the chain head is missing")

@@ -129,7 +129,7 @@ class Authz:
 
     @property
     def enforcer(self) -> casbin.Enforcer:
-        if self._enforcer is None:
+        if self._enforcer is None or self._stale:
             self.reload()
         assert self._enforcer is not None
         return self._enforcer
