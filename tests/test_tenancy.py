@@ -234,3 +234,21 @@ def test_user_content_is_escaped(client, runtime):
     page = client.get("/t/acme/teams")
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+def test_htmx_requests_need_the_csrf_header(client, runtime):
+    from conftest import csrf_token
+
+    world = make_tenant(runtime, "acme")
+    bob = add_member(runtime, world, "bob@acme.example", "annotator")
+    login(client, world.owner)
+    url = f"/t/acme/members/{bob.membership_id}/role"
+    refused = client.post(url, data={"role": "reviewer"}, headers={"HX-Request": "true"})
+    assert refused.status_code == 403
+    ok = client.post(url, data={"role": "reviewer"},
+                     headers={"HX-Request": "true", "x-csrftoken": csrf_token(client)})
+    assert ok.status_code == 200
+    assert ok.text.lstrip().startswith("<tr") and "bob@acme.example is now Reviewer" in ok.text
+    bad = client.post(url, data={"role": "wizard"}, headers={"HX-Request": "true", "x-csrftoken": csrf_token(client)})
+    assert bad.status_code == 422
+    assert bad.text.lstrip().startswith("<tr") and "There is no role &#39;wizard&#39;" in bad.text
