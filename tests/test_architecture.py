@@ -63,7 +63,7 @@ def test_undeclared_route_fails_closed(app):
     from litestar.testing import TestClient
 
     @get("/t/{slug:str}/forgotten", sync_to_thread=False)
-    def forgotten(slug: str) -> str:
+    def forgotten() -> str:
         return "secret"
 
     app.register(forgotten)

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from workspace.audit.chain import record
@@ -38,8 +39,9 @@ def _filters(actor: str | None, action: str | None, object: str | None, since: s
 @get("/t/{slug:str}/audit", opt=requires("audit:read", nav="audit"), name="audit_log")
 @in_thread
 def audit_log(
-    request: Request[Any, Any, Any], slug: str, actor: str | None = None, action: str | None = None,
-    object: str | None = None, since: str | None = None, until: str | None = None, before: int | None = None,
+    request: Request[Any, Any, Any], slug: FromPath[str], actor: FromQuery[str | None] = None,
+    action: FromQuery[str | None] = None, object: FromQuery[str | None] = None, since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None, before: FromQuery[int | None] = None,
 ) -> Template:
     db = request_session(request)
     query = {"actor": actor or "", "action": action or "", "object": object or "", "since": since or "",
@@ -59,7 +61,7 @@ def audit_log(
 
 @post("/t/{slug:str}/audit/verify", opt=requires("audit:verify", nav="audit"), name="audit_verify")
 @in_thread
-def audit_verify(request: Request[Any, Any, Any], slug: str) -> Template:
+def audit_verify(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
     db = request_session(request)
     ctx = ctx_of(request)
     report = verify_tenant(db, runtime_of(request).settings.secret_key, ctx.tenant_id)
@@ -71,8 +73,9 @@ def audit_verify(request: Request[Any, Any, Any], slug: str) -> Template:
 @get("/api/ws/audit-events", opt=requires("audit:read"), name="api_audit_events")
 @in_thread
 def api_audit_events(
-    request: Request[Any, Any, Any], actor: str | None = None, action: str | None = None, object: str | None = None,
-    since: str | None = None, until: str | None = None, before: int | None = None,
+    request: Request[Any, Any, Any], actor: FromQuery[str | None] = None, action: FromQuery[str | None] = None,
+    object: FromQuery[str | None] = None, since: FromQuery[str | None] = None, until: FromQuery[str | None] = None,
+    before: FromQuery[int | None] = None,
 ) -> dict[str, Any]:
     events, cursor = list_events(request_session(request), _filters(actor, action, object, since, until),
                                  before_seq=before, limit=100)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import anyio
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Response, Template
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -47,7 +47,7 @@ def _safe_next(value: str | None) -> str:
     return "/"
 
 
-def _record_for_user_tenants(runtime, user_id: int, action: str, actor: Actor, changes: dict | None = None) -> None:  # type: ignore[no-untyped-def]
+def _record_for_user_tenants(runtime, user_id: FromPath[int], action: str, actor: Actor, changes: dict | None = None) -> None:  # type: ignore[no-untyped-def]
     """Auth events belong to every tenant the user is a member of; written in their own transaction."""
     with runtime.unit_of_work(actor=actor) as db:
         for tenant, membership in repo.active_memberships_of_user(db, user_id):
@@ -60,7 +60,7 @@ def _record_for_user_tenants(runtime, user_id: int, action: str, actor: Actor, c
 
 @get("/login", opt=requires(PUBLIC, resolve_user=True), name="login")
 @in_thread
-def login_form(request: Request[Any, Any, Any], next: str | None = None) -> Template | Redirect:
+def login_form(request: Request[Any, Any, Any], next: FromQuery[str | None] = None) -> Template | Redirect:
     if user_of(request) is not None:
         return see_other(_safe_next(next))
     return page(request, "auth/login.html", next=_safe_next(next), email="", error=None)
@@ -142,7 +142,7 @@ def root(request: Request[Any, Any, Any]) -> Template | Redirect:
 
 @get("/t/{slug:str}/", opt=requires("tenant:read", nav="home"), name="tenant_home")
 @in_thread
-def tenant_home(request: Request[Any, Any, Any], slug: str) -> Template:
+def tenant_home(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
     from workspace.audit.repositories import recent_events
     from workspace.workflow.models import Project
 
@@ -185,13 +185,13 @@ def _members_page(request: Request[Any, Any, Any], *, status: int = 200, errors:
 
 @get("/t/{slug:str}/members", opt=requires("member:read", nav="members"), name="members")
 @in_thread
-def list_members(request: Request[Any, Any, Any], slug: str) -> Template:
+def list_members(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
     return _members_page(request)
 
 
 @post("/t/{slug:str}/members/invite", opt=requires("member:invite", nav="members"), name="invite")
 @in_thread
-def create_invitation(request: Request[Any, Any, Any], slug: str, data: Form) -> Template:
+def create_invitation(request: Request[Any, Any, Any], slug: FromPath[str], data: Form) -> Template:
     ctx = ctx_of(request)
     form = {"email": one(data, "email"), "role": one(data, "role")}
     try:
@@ -207,7 +207,7 @@ def create_invitation(request: Request[Any, Any, Any], slug: str, data: Form) ->
 
 @post("/t/{slug:str}/invitations/{invitation_id:int}/revoke", opt=requires("member:invite"), name="revoke_invite")
 @in_thread
-def revoke_invitation(request: Request[Any, Any, Any], slug: str, invitation_id: int) -> Redirect:
+def revoke_invitation(request: Request[Any, Any, Any], slug: FromPath[str], invitation_id: FromPath[int]) -> Redirect:
     svc.revoke_invitation(_db(request), ctx_of(request), invitation_id)
     notice(request, "Invitation revoked.")
     return see_other(f"/t/{slug}/members")
@@ -215,7 +215,7 @@ def revoke_invitation(request: Request[Any, Any, Any], slug: str, invitation_id:
 
 @post("/t/{slug:str}/members/{membership_id:int}/role", opt=requires("member:update"), name="member_role")
 @in_thread
-def update_member_role(request: Request[Any, Any, Any], slug: str, membership_id: int, data: Form) -> Template | Redirect:
+def update_member_role(request: Request[Any, Any, Any], slug: FromPath[str], membership_id: FromPath[int], data: Form) -> Template | Redirect:
     db = _db(request)
     ctx = ctx_of(request)
     try:
@@ -237,7 +237,7 @@ def update_member_role(request: Request[Any, Any, Any], slug: str, membership_id
 
 @post("/t/{slug:str}/members/{membership_id:int}/status", opt=requires("member:deactivate"), name="member_status")
 @in_thread
-def update_member_status(request: Request[Any, Any, Any], slug: str, membership_id: int, data: Form) -> Redirect:
+def update_member_status(request: Request[Any, Any, Any], slug: FromPath[str], membership_id: FromPath[int], data: Form) -> Redirect:
     db = _db(request)
     active = one(data, "active") == "true"
     try:
@@ -254,14 +254,14 @@ def update_member_status(request: Request[Any, Any, Any], slug: str, membership_
 
 @get("/invite/{token:str}", opt=requires(PUBLIC, resolve_user=True), name="invitation")
 @in_thread
-def show_invitation(request: Request[Any, Any, Any], token: str) -> Template:
+def show_invitation(request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
     pending = svc.find_invitation(_db(request), token)
     return page(request, "auth/invitation.html", inv=pending, token=token, errors={}, name="")
 
 
 @post("/invite/{token:str}", opt=requires(PUBLIC, resolve_user=True), name="accept_invitation")
 @in_thread
-def accept_invitation(request: Request[Any, Any, Any], token: str, data: Form) -> Template | Redirect:
+def accept_invitation(request: Request[Any, Any, Any], token: FromPath[str], data: Form) -> Template | Redirect:
     db = _db(request)
     current = user_of(request)
     try:
@@ -285,7 +285,7 @@ def accept_invitation(request: Request[Any, Any, Any], token: str, data: Form) -
 
 @get("/t/{slug:str}/teams", opt=requires("team:read", nav="teams"), name="teams")
 @in_thread
-def list_teams(request: Request[Any, Any, Any], slug: str) -> Template:
+def list_teams(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
     return _teams_page(request)
 
 
@@ -302,7 +302,7 @@ def _teams_page(request: Request[Any, Any, Any], *, status: int = 200, errors: d
 
 @post("/t/{slug:str}/teams", opt=requires("team:manage", nav="teams"), name="create_team")
 @in_thread
-def create_team(request: Request[Any, Any, Any], slug: str, data: Form) -> Template | Redirect:
+def create_team(request: Request[Any, Any, Any], slug: FromPath[str], data: Form) -> Template | Redirect:
     form = {"name": one(data, "name"), "description": one(data, "description")}
     try:
         team = svc.create_team(_db(request), ctx_of(request), form["name"], form["description"])
@@ -315,7 +315,7 @@ def create_team(request: Request[Any, Any, Any], slug: str, data: Form) -> Templ
 
 @get("/t/{slug:str}/teams/{team_id:int}", opt=requires("team:read", nav="teams"), name="team")
 @in_thread
-def get_team(request: Request[Any, Any, Any], slug: str, team_id: int) -> Template:
+def get_team(request: Request[Any, Any, Any], slug: FromPath[str], team_id: FromPath[int]) -> Template:
     db = _db(request)
     team = repo.fetch(db, Team, team_id, what="Team")
     members = repo.team_members(db, team.id)
@@ -327,7 +327,7 @@ def get_team(request: Request[Any, Any, Any], slug: str, team_id: int) -> Templa
 
 @post("/t/{slug:str}/teams/{team_id:int}/members", opt=requires("team:manage", nav="teams"), name="team_members")
 @in_thread
-def update_team_members(request: Request[Any, Any, Any], slug: str, team_id: int, data: Form) -> Redirect:
+def update_team_members(request: Request[Any, Any, Any], slug: FromPath[str], team_id: FromPath[int], data: Form) -> Redirect:
     """Bulk: add or remove several members at once; any unknown or foreign id applies nothing (404)."""
     db = _db(request)
     ctx = ctx_of(request)
@@ -345,7 +345,7 @@ def update_team_members(request: Request[Any, Any, Any], slug: str, team_id: int
 
 @post("/t/{slug:str}/teams/{team_id:int}/delete", opt=requires("team:manage"), name="delete_team")
 @in_thread
-def delete_team(request: Request[Any, Any, Any], slug: str, team_id: int) -> Redirect:
+def delete_team(request: Request[Any, Any, Any], slug: FromPath[str], team_id: FromPath[int]) -> Redirect:
     svc.delete_team(_db(request), ctx_of(request), team_id)
     notice(request, "Team deleted.")
     return see_other(f"/t/{slug}/teams")
@@ -367,13 +367,13 @@ def _roles_page(request: Request[Any, Any, Any], *, status: int = 200, errors: d
 
 @get("/t/{slug:str}/roles", opt=requires("role:read", nav="roles"), name="roles")
 @in_thread
-def list_roles(request: Request[Any, Any, Any], slug: str) -> Template:
+def list_roles(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
     return _roles_page(request)
 
 
 @post("/t/{slug:str}/roles", opt=requires("role:manage", nav="roles"), name="create_role")
 @in_thread
-def create_role(request: Request[Any, Any, Any], slug: str, data: Form) -> Template | Redirect:
+def create_role(request: Request[Any, Any, Any], slug: FromPath[str], data: Form) -> Template | Redirect:
     form = {"key": one(data, "key"), "name": one(data, "name"), "permissions": many(data, "permissions")}
     try:
         role = svc.save_custom_role(_db(request), ctx_of(request), form["key"], form["name"], form["permissions"])
@@ -386,7 +386,7 @@ def create_role(request: Request[Any, Any, Any], slug: str, data: Form) -> Templ
 
 @post("/t/{slug:str}/roles/{role_id:int}/delete", opt=requires("role:manage"), name="delete_role")
 @in_thread
-def delete_role(request: Request[Any, Any, Any], slug: str, role_id: int) -> Redirect:
+def delete_role(request: Request[Any, Any, Any], slug: FromPath[str], role_id: FromPath[int]) -> Redirect:
     db = _db(request)
     try:
         svc.delete_custom_role(db, ctx_of(request), role_id)
@@ -403,8 +403,8 @@ def delete_role(request: Request[Any, Any, Any], slug: str, role_id: int) -> Red
 @get("/t/{slug:str}/explain", opt=requires("authz:explain", nav="roles"), name="explain")
 @in_thread
 def explain(
-    request: Request[Any, Any, Any], slug: str, member: int | None = None, permission: str | None = None,
-    project: str | None = None,
+    request: Request[Any, Any, Any], slug: FromPath[str], member: FromQuery[int | None] = None, permission: FromQuery[str | None] = None,
+    project: FromQuery[str | None] = None,
 ) -> Template:
     from workspace.workflow.models import Project
 
@@ -461,13 +461,13 @@ def _tokens_page(request: Request[Any, Any, Any], *, status: int = 200, new_key:
 
 @get("/t/{slug:str}/tokens", opt=requires("token:own", nav="tokens"), name="tokens")
 @in_thread
-def list_tokens(request: Request[Any, Any, Any], slug: str) -> Template:
+def list_tokens(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
     return _tokens_page(request)
 
 
 @post("/t/{slug:str}/tokens", opt=requires("token:own", nav="tokens"), name="create_token")
 @in_thread
-def create_token(request: Request[Any, Any, Any], slug: str, data: Form) -> Template:
+def create_token(request: Request[Any, Any, Any], slug: FromPath[str], data: Form) -> Template:
     ctx = ctx_of(request)
     try:
         days = int_or_none(one(data, "expires_days"), field="expires_days")
@@ -480,7 +480,7 @@ def create_token(request: Request[Any, Any, Any], slug: str, data: Form) -> Temp
 
 @post("/t/{slug:str}/tokens/{token_id:int}/revoke", opt=requires("token:own", nav="tokens"), name="revoke_token")
 @in_thread
-def revoke_token(request: Request[Any, Any, Any], slug: str, token_id: int) -> Redirect:
+def revoke_token(request: Request[Any, Any, Any], slug: FromPath[str], token_id: FromPath[int]) -> Redirect:
     token = svc.revoke_api_token(_db(request), ctx_of(request), token_id)
     notice(request, f"Token {token.name} revoked.")
     return see_other(f"/t/{slug}/tokens")
@@ -491,13 +491,13 @@ def revoke_token(request: Request[Any, Any, Any], slug: str, token_id: int) -> R
 
 @get("/t/{slug:str}/account", opt=requires("tenant:read", nav="account"), name="account")
 @in_thread
-def account(request: Request[Any, Any, Any], slug: str) -> Template:
+def account(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
     return page(request, "tenancy/account.html", errors={})
 
 
 @post("/t/{slug:str}/account/password", opt=requires("tenant:read", nav="account"), name="change_password")
 @in_thread
-def change_password(request: Request[Any, Any, Any], slug: str, data: Form) -> Template | Redirect:
+def change_password(request: Request[Any, Any, Any], slug: FromPath[str], data: Form) -> Template | Redirect:
     db = _db(request)
     user = user_of(request)
     assert user is not None
@@ -541,7 +541,7 @@ def api_list_members(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
 
 @post("/api/ws/members/{membership_id:int}/role", opt=requires("member:update"), name="api_member_role")
 @in_thread
-def api_member_role(request: Request[Any, Any, Any], membership_id: int, data: dict[str, Any]) -> dict[str, Any]:
+def api_member_role(request: Request[Any, Any, Any], membership_id: FromPath[int], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     repo.fetch(_db(request), Membership, membership_id, what="Member")
     role = data.get("role")
     if not isinstance(role, str):
@@ -562,7 +562,7 @@ def api_list_tokens(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
 
 @post("/api/ws/tokens/{token_id:int}/revoke", opt=requires("token:own"), name="api_revoke_token")
 @in_thread
-def api_revoke_token(request: Request[Any, Any, Any], token_id: int) -> dict[str, Any]:
+def api_revoke_token(request: Request[Any, Any, Any], token_id: FromPath[int]) -> dict[str, Any]:
     token = svc.revoke_api_token(_db(request), ctx_of(request), token_id)
     return {"id": token.id, "revoked": True}
 
@@ -575,7 +575,7 @@ def api_list_teams(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
 
 @post("/api/ws/teams", opt=requires("team:manage"), name="api_create_team", status_code=201)
 @in_thread
-def api_create_team(request: Request[Any, Any, Any], data: dict[str, Any]) -> dict[str, Any]:
+def api_create_team(request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     team = svc.create_team(_db(request), ctx_of(request), str(data.get("name") or ""), str(data.get("description") or ""))
     return {"id": team.id, "name": team.name}
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
@@ -28,14 +28,14 @@ Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED
 
 @get("/t/{slug:str}/projects", opt=requires("project:read", nav="projects"), name="projects")
 @in_thread
-def list_projects(request: Request[Any, Any, Any], slug: str) -> Template:
+def list_projects(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
     projects = list(_db(request).scalars(select(Project).order_by(Project.created_at.desc())))
     return page(request, "workflow/projects.html", projects=projects, errors={}, form={"title": ""})
 
 
 @post("/t/{slug:str}/projects", opt=requires("project:create", nav="projects"), name="create_project")
 @in_thread
-def create_project(request: Request[Any, Any, Any], slug: str, data: Form) -> Template | Redirect:
+def create_project(request: Request[Any, Any, Any], slug: FromPath[str], data: Form) -> Template | Redirect:
     try:
         project = svc.create_project(_db(request), ctx_of(request), one(data, "title"), one(data, "description"))
     except ServiceError as exc:
@@ -49,7 +49,7 @@ def create_project(request: Request[Any, Any, Any], slug: str, data: Form) -> Te
 
 @get("/t/{slug:str}/projects/{project_id:int}", opt=requires("project:read", nav="projects"), name="project")
 @in_thread
-def get_project(request: Request[Any, Any, Any], slug: str, project_id: int) -> Template:
+def get_project(request: Request[Any, Any, Any], slug: FromPath[str], project_id: FromPath[int]) -> Template:
     db = _db(request)
     project = repo.fetch(db, Project, project_id, what="Project")
     grants = list(db.scalars(select(ProjectGrant).where(ProjectGrant.project_id == project.id)))
@@ -62,7 +62,7 @@ def get_project(request: Request[Any, Any, Any], slug: str, project_id: int) -> 
 @post("/t/{slug:str}/projects/{project_id:int}/grants", opt=requires("project:update", nav="projects"),
       name="grant_project")
 @in_thread
-def grant_project(request: Request[Any, Any, Any], slug: str, project_id: int, data: Form) -> Redirect:
+def grant_project(request: Request[Any, Any, Any], slug: FromPath[str], project_id: FromPath[int], data: Form) -> Redirect:
     svc.get_project(_db(request), project_id)
     subject = one(data, "subject")
     kind, _, raw_id = subject.partition(":")
@@ -78,7 +78,7 @@ def grant_project(request: Request[Any, Any, Any], slug: str, project_id: int, d
 @post("/t/{slug:str}/projects/{project_id:int}/grants/{grant_id:int}/revoke", opt=requires("project:update"),
       name="revoke_grant")
 @in_thread
-def revoke_grant(request: Request[Any, Any, Any], slug: str, project_id: int, grant_id: int) -> Redirect:
+def revoke_grant(request: Request[Any, Any, Any], slug: FromPath[str], project_id: FromPath[int], grant_id: FromPath[int]) -> Redirect:
     tenancy.revoke_project_grant(_db(request), ctx_of(request), grant_id, project_id=project_id)
     notice(request, "Grant removed.")
     return see_other(f"/t/{slug}/projects/{project_id}")
