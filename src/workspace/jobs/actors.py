@@ -7,13 +7,20 @@ import logging
 import dramatiq
 from sqlalchemy import select
 
-from workspace.config import load_settings
-from workspace.jobs.broker import configure_broker
+from workspace.config import Settings, load_settings
+from workspace.jobs.broker import ensure_broker
 
 log = logging.getLogger(__name__)
-_settings = load_settings()
-configure_broker(_settings)
+ensure_broker()
+
+_settings: Settings | None = None
 _runtime = None
+
+
+def configure(settings: Settings) -> None:
+    """The embedded worker hands over the server's settings; worker processes read the environment."""
+    global _settings, _runtime
+    _settings, _runtime = settings, None
 
 
 def runtime():  # type: ignore[no-untyped-def]
@@ -21,19 +28,19 @@ def runtime():  # type: ignore[no-untyped-def]
     if _runtime is None:
         from workspace.runtime import build_runtime
 
-        _runtime = build_runtime(_settings)
+        _runtime = build_runtime(_settings or load_settings(), watch_policy=False)
     return _runtime
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)
 def verify_audit_chains() -> None:
-    """Verify every tenant's audit chain and log the result (schedule it, e.g. hourly)."""
+    """Verify every tenant's audit chain; a broken one is logged as an error (schedule it hourly)."""
     from workspace.audit.verify import verify_tenant
     from workspace.tenancy.models import Tenant
 
     rt = runtime()
     with rt.unit_of_work() as db:
-        for tenant_id in db.scalars(select(Tenant.id)):
+        for tenant_id in list(db.scalars(select(Tenant.id))):
             report = verify_tenant(db, rt.settings.secret_key, tenant_id)
             if not report.ok:
                 log.error("audit chain of tenant %s broken at %s: %s", tenant_id, report.broken_seq, report.reason)

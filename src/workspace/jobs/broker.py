@@ -1,27 +1,33 @@
-"""Broker setup. Set the broker before any actor module is imported (dramatiq 2 defaults to RabbitMQ)."""
+"""Broker setup. The broker is set before any actor module is imported (dramatiq 2 defaults to RabbitMQ)."""
 
 from __future__ import annotations
+
+import os
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
-from workspace.config import Settings
-
-__all__ = ["configure_broker"]
+__all__ = ["configure_broker", "ensure_broker"]
 
 _configured: dramatiq.Broker | None = None
 
 
-def configure_broker(settings: Settings) -> dramatiq.Broker:
+def configure_broker(redis_url: str | None) -> dramatiq.Broker:
+    """Redis broker in production; a stub broker served by an in-process worker in embedded mode."""
     global _configured
     if _configured is not None:
         return _configured
-    if settings.redis_url:
-        broker: dramatiq.Broker = RedisBroker(url=settings.redis_url, namespace="workspace-jobs")
+    if redis_url:
+        broker: dramatiq.Broker = RedisBroker(url=redis_url, namespace="workspace-jobs")
     else:
         broker = StubBroker()
         broker.emit_after("process_boot")
     dramatiq.set_broker(broker)
     _configured = broker
     return broker
+
+
+def ensure_broker() -> dramatiq.Broker:
+    """For worker processes started by the dramatiq CLI: the broker comes from the environment."""
+    return _configured or configure_broker(os.environ.get("WORKSPACE_REDIS_URL") or None)

@@ -26,8 +26,10 @@ def run_worker(settings: Settings, *, processes: int = 1, threads: int = 4) -> i
 
 
 def start_embedded_worker(settings: Settings) -> Worker:
-    broker = configure_broker(settings)
-    import workspace.jobs.actors  # noqa: F401  (registers the actors on the broker)
+    broker = configure_broker(settings.redis_url)
+    from workspace.jobs import actors  # registers the actors on the broker
+
+    actors.configure(settings)
 
     worker = Worker(broker, worker_threads=2)
     worker.start()
