@@ -60,7 +60,10 @@ def pg_available() -> bool:
 
 
 def redis_available() -> bool:
-    return _reachable("127.0.0.1", 6379)
+    from urllib.parse import urlparse
+
+    parsed = urlparse(REDIS_URL)
+    return _reachable(parsed.hostname or "127.0.0.1", parsed.port or 6379)
 
 
 @pytest.fixture(scope="session")
