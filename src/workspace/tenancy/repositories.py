@@ -29,6 +29,10 @@ __all__ = [
     "count_active_owners",
     "custom_role",
     "team_members",
+    "members",
+    "visible_tokens",
+    "token_by_hash",
+    "teams",
 ]
 
 M = TypeVar("M")
@@ -74,6 +78,19 @@ def count_active_owners(session: Session) -> int:
 
 def custom_role(session: Session, key: str) -> Role | None:
     return session.scalars(select(Role).where(Role.key == key)).first()
+
+
+def members(session: Session) -> list[Membership]:
+    """The tenant's members, by e-mail."""
+    return list(session.scalars(select(Membership).join(Membership.user).order_by(User.email)).unique())
+
+
+def visible_tokens(session: Session, user_id: int, *, all_members: bool) -> list[ApiToken]:
+    """The member's own API tokens, or everyone's for those who manage tokens; newest first."""
+    stmt = select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    if not all_members:
+        stmt = stmt.where(ApiToken.user_id == user_id)
+    return list(session.scalars(stmt).unique())
 
 
 def team_members(session: Session, team_id: int) -> list[TeamMember]:

@@ -8,25 +8,23 @@ import anyio
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, JSONBody
-from litestar.response import Redirect, Response, Template
+from litestar.response import Redirect, Template
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from workspace.audit.chain import Actor, record
 from workspace.tenancy import repositories as repo
 from workspace.tenancy import services as svc
-from workspace.tenancy.errors import Invalid, NotFound, ServiceError
+from workspace.tenancy.errors import Invalid, ServiceError
 from workspace.tenancy.models import (
-    ApiToken,
     Invitation,
     Membership,
-    ProjectGrant,
     Role,
     Team,
     TeamMember,
     User,
 )
-from workspace.tenancy.permissions import BUILTIN_ORDER, BUILTIN_ROLES, CATALOGUE, PROJECT_ROLES, builtin_permissions
+from workspace.tenancy.permissions import BUILTIN_ORDER, BUILTIN_ROLES, CATALOGUE, builtin_permissions
 from workspace.web.forms import int_or_none, many, one
 from workspace.web.blocking import in_thread
 from workspace.web.guards import PUBLIC, SIGNED_IN, requires
@@ -172,7 +170,7 @@ def _members_page(request: Request[Any, Any, Any], *, status: int = 200, errors:
                   form: dict[str, str] | None = None, new_link: str | None = None) -> Template:
     db = _db(request)
     ctx = ctx_of(request)
-    members = list(db.scalars(select(Membership).join(Membership.user).order_by(User.email)).unique())
+    members = repo.members(db)
     invitations = list(db.scalars(
         select(Invitation).where(Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))
         .order_by(Invitation.created_at.desc())
@@ -320,7 +318,7 @@ def get_team(request: Request[Any, Any, Any], slug: FromPath[str], team_id: From
     team = repo.fetch(db, Team, team_id, what="Team")
     members = repo.team_members(db, team.id)
     in_team = {tm.user_id for tm in members}
-    candidates = [m for m in db.scalars(select(Membership).join(Membership.user).order_by(User.email)).unique()
+    candidates = [m for m in repo.members(db)
                   if m.user_id not in in_team and m.status == "active"]
     return page(request, "tenancy/team.html", team=team, members=members, candidates=candidates)
 
@@ -412,7 +410,7 @@ def explain(
     project_id = int_or_none(project or "", field="project")
     db = _db(request)
     ctx = ctx_of(request)
-    members = list(db.scalars(select(Membership).join(Membership.user).order_by(User.email)).unique())
+    members = repo.members(db)
     projects = list(db.scalars(select(Project).order_by(Project.title)))
     answer = None
     error = None
@@ -452,10 +450,8 @@ def _tokens_page(request: Request[Any, Any, Any], *, status: int = 200, new_key:
                  errors: dict[str, str] | None = None) -> Template:
     db = _db(request)
     ctx = ctx_of(request)
-    stmt = select(ApiToken).order_by(ApiToken.created_at.desc())
-    if not ctx.has("token:manage"):
-        stmt = stmt.where(ApiToken.user_id == ctx.user_id)
-    return page(request, "tenancy/tokens.html", status=status, tokens=list(db.scalars(stmt).unique()),
+    tokens = repo.visible_tokens(db, ctx.user_id, all_members=ctx.has("token:manage"))
+    return page(request, "tenancy/tokens.html", status=status, tokens=tokens,
                 new_key=new_key, errors=errors or {})
 
 
@@ -536,7 +532,7 @@ def api_whoami(request: Request[Any, Any, Any]) -> dict[str, Any]:
 @in_thread
 def api_list_members(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     db = _db(request)
-    return [_member_json(m) for m in db.scalars(select(Membership).join(Membership.user).order_by(User.email)).unique()]
+    return [_member_json(m) for m in repo.members(db)]
 
 
 @post("/api/ws/members/{membership_id:int}/role", opt=requires("member:update"), name="api_member_role")
@@ -553,11 +549,9 @@ def api_member_role(request: Request[Any, Any, Any], membership_id: FromPath[int
 @in_thread
 def api_list_tokens(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     ctx = ctx_of(request)
-    stmt = select(ApiToken).order_by(ApiToken.id)
-    if not ctx.has("token:manage"):
-        stmt = stmt.where(ApiToken.user_id == ctx.user_id)
+    tokens = repo.visible_tokens(_db(request), ctx.user_id, all_members=ctx.has("token:manage"))
     return [{"id": t.id, "name": t.name, "prefix": t.prefix, "user": t.user.email,
-             "revoked": t.revoked_at is not None} for t in _db(request).scalars(stmt).unique()]
+             "revoked": t.revoked_at is not None} for t in tokens]
 
 
 @post("/api/ws/tokens/{token_id:int}/revoke", opt=requires("token:own"), name="api_revoke_token")
