@@ -74,3 +74,11 @@ def test_security_headers(client):
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["x-frame-options"] == "DENY"
     assert len(response.headers["x-request-id"]) >= 8
+
+
+def test_unmatched_routes_get_security_headers_and_a_styled_404(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "Not found" in response.text and "<html" in response.text

@@ -36,13 +36,13 @@ FEATURES = (tenancy_routes, workflow_routes, audit_routes)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"same-origin"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "same-origin"),
     (
-        b"content-security-policy",
-        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        b"frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+        "content-security-policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
     ),
 ]
 
@@ -57,34 +57,36 @@ def health() -> dict[str, str]:
 
 
 def request_context_middleware(app: ASGIApp) -> ASGIApp:
-    """Request id (from a well-formed ``X-Request-ID`` or new) and security headers on every response."""
+    """Request id (from a well-formed ``X-Request-ID`` or new), read by the audit trail; rolls back a
+    request's database session if its response never started (client gone)."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                headers["x-request-id"] = request_id
-                for key, value in SECURITY_HEADERS:
-                    if key.decode() not in headers:
-                        headers[key.decode()] = value.decode()
-            await send(message)
-
+        scope.setdefault("state", {})["request_id"] = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
         try:
-            await app(scope, receive, send_wrapper)
+            await app(scope, receive, send)
         finally:
             leftover = scope.get("state", {}).pop(STATE_DB, None)
-            if leftover is not None:  # the response never started (client went away): roll back
+            if leftover is not None:
                 leftover.rollback()
                 leftover.close()
 
     return middleware
+
+
+async def security_headers(message: Message, scope: Scope) -> None:
+    """``before_send`` hook: runs for every response, unmatched routes (404) included."""
+    if message["type"] != "http.response.start":
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    state = scope.setdefault("state", {})
+    headers["x-request-id"] = state.setdefault("request_id", uuid.uuid4().hex)
+    for key, value in SECURITY_HEADERS:
+        if key not in headers:
+            headers[key] = value
 
 
 def _stores(settings: Settings) -> dict[str, Store]:
@@ -131,7 +133,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         template_config=template_config,
         plugins=[FlashPlugin(config=FlashConfig(template_config=template_config))],
         stores=stores,
-        before_send=[finish_session],
+        before_send=[security_headers, finish_session],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         openapi_config=None,
         debug=settings.debug,

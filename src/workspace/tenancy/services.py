@@ -234,6 +234,8 @@ def accept_invitation(
     bind_tenant(session, pending.tenant_id)
     invitation = repo.fetch(session, Invitation, pending.invitation_id)
     user = repo.user_by_email(session, pending.email)
+    if actor is not None:  # the invitee acts, identified by the invited address until they exist
+        set_actor(session, Actor("invitee", None, pending.email, actor.ip, actor.user_agent, actor.request_id))
     if user is None:
         check_password_policy(password)
         user = User(email=pending.email, name=(name or "").strip() or pending.email.split("@")[0],
