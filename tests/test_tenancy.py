@@ -41,8 +41,8 @@ def test_invite_accept_new_user_then_role_change(client, make_client, runtime):
     assert r.status_code == 303
     with runtime.unit_of_work(world.tenant_id) as db:
         actions = [e.action for e in db.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
-    assert {"invitation.created", "user.created", "membership.created", "invitation.updated",
-            "membership.updated"} <= set(actions)
+    assert {"invitation.created", "user.created", "membership.created", "invitation.accepted",
+            "membership.role_changed"} <= set(actions)
 
 
 def test_expired_or_bogus_invitation(client, runtime):

@@ -268,9 +268,9 @@ def test_invite_accept_change_role_and_audit(browser, server: Server, console: C
         actions = page.get_by_test_id("audit-row")
         expect(actions.first).to_be_visible()
         seen = set(actions.evaluate_all("rows => rows.map(r => r.dataset.action)"))
-        for action in ("auth.login", "invitation.created", "membership.created", "membership.updated"):
+        for action in ("auth.login", "invitation.created", "membership.created", "membership.role_changed"):
             assert action in seen, f"{action} missing from the audit log (saw {sorted(seen)})"
-        updated = page.locator('tr[data-action="membership.updated"]').first
+        updated = page.locator('tr[data-action="membership.role_changed"]').first
         expect(updated).to_contain_text("annotator")
         expect(updated).to_contain_text("reviewer")
         page.get_by_test_id("verify-chain").click()

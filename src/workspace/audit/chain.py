@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -214,7 +214,7 @@ def _after_flush(session: Session, _ctx) -> None:  # type: ignore[no-untyped-def
             return  # a global identity changed outside any tenant (no tenant's business)
         per_tenant.setdefault(tenant_id, []).append(
             {
-                "action": f"{obj.__audit_type__}.{verb}",
+                "action": f"{obj.__audit_type__}.{obj.audit_verb(verb, changes)}",
                 "object_type": obj.__audit_type__,
                 "object_id": getattr(obj, "id", None),
                 "object_label": obj.audit_label(),

@@ -52,6 +52,10 @@ class Audited:
     __audit_type__: str = ""
     __audit_exclude__: frozenset[str] = frozenset()
 
+    def audit_verb(self, verb: str, changes: dict[str, list[object]]) -> str:
+        """The action's verb: "created", "updated", "deleted", or a more telling one for an update."""
+        return verb
+
     def audit_label(self) -> str:
         for attr in ("email", "name", "slug", "title", "key"):
             value = getattr(self, attr, None)

@@ -79,6 +79,17 @@ class Membership(TenantOwned, Timestamped, Audited, Base):
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
 
+    def audit_verb(self, verb: str, changes: dict[str, list[object]]) -> str:
+        if verb == "updated" and set(changes) == {"status"}:
+            return "reactivated" if changes["status"][1] == MEMBER_ACTIVE else "deactivated"
+        if verb == "updated" and set(changes) == {"role"}:
+            return "role_changed"
+        return verb
+
+    def audit_label(self) -> str:
+        user = self.__dict__.get("user")  # only if loaded: no lazy load in the middle of a flush
+        return user.email if user is not None else f"user #{self.user_id}"
+
     @property
     def is_active(self) -> bool:
         return self.status == MEMBER_ACTIVE and self.user.is_active
@@ -150,6 +161,13 @@ class Invitation(TenantOwned, Timestamped, Audited, Base):
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
+    def audit_verb(self, verb: str, changes: dict[str, list[object]]) -> str:
+        if verb == "updated" and "accepted_at" in changes:
+            return "accepted"
+        if verb == "updated" and "revoked_at" in changes:
+            return "revoked"
+        return verb
+
 
 class ApiToken(TenantOwned, Timestamped, Audited, Base):
     """An API key of one member in one tenant. Only its SHA-256 is stored; it is shown once."""
@@ -168,6 +186,9 @@ class ApiToken(TenantOwned, Timestamped, Audited, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+    def audit_verb(self, verb: str, changes: dict[str, list[object]]) -> str:
+        return "revoked" if verb == "updated" and "revoked_at" in changes else verb
 
 
 class CasbinRule(Base):
