@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from workspace.config import Settings, SettingsError, load_settings
 
@@ -28,14 +29,40 @@ def _runtime(settings: Settings, *, watch_policy: bool = False):  # type: ignore
     return build_runtime(settings, watch_policy=watch_policy)
 
 
+MIGRATION_LOCK = 0x776F726B7370  # PostgreSQL advisory lock key: one process migrates/seeds at a time
+
+
+@contextmanager
+def _migration_lock(engine) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Serialize schema upgrades and demo seeding among processes starting together on PostgreSQL.
+
+    Without it, two ``serve`` processes started at once on an empty database both run the migrations
+    and one dies on duplicate DDL (or on the demo tenant's unique slug). On SQLite each step already
+    runs under the database's write lock (``BEGIN IMMEDIATE``).
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from workspace.db.migrate import upgrade
 
     settings = _settings()
     runtime = _runtime(settings)
-    upgrade(runtime.engine)
+    try:
+        with _migration_lock(runtime.engine):
+            upgrade(runtime.engine)
+    finally:
+        runtime.close()
     print("database is at the newest schema")
-    runtime.close()
     return 0
 
 
@@ -46,7 +73,7 @@ def _ensure_demo(runtime) -> tuple[str, str] | None:  # type: ignore[no-untyped-
     with runtime.unit_of_work() as db:
         if db.scalar(select(func.count()).select_from(Tenant)):
             return None
-        _tenant, user, password = create_tenant(db, DEMO_SLUG, "Demo Organization", DEMO_EMAIL, None,
+        _tenant, _user, password = create_tenant(db, DEMO_SLUG, "Demo Organization", DEMO_EMAIL, None,
                                                 owner_name="Demo Owner")
     creds = runtime.settings.data_dir / "demo-credentials.txt"
     if runtime.settings.is_sqlite:
@@ -63,8 +90,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     runtime = _runtime(settings, watch_policy=True)
-    upgrade(runtime.engine)
-    demo = _ensure_demo(runtime)
+    with _migration_lock(runtime.engine):
+        upgrade(runtime.engine)
+        demo = _ensure_demo(runtime)
     try:
         app = create_app(settings, runtime=runtime)
     except StartupError as exc:
@@ -98,12 +126,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_create_tenant(args: argparse.Namespace) -> int:
+    from workspace.tenancy import repositories as repo
     from workspace.tenancy.errors import ServiceError
     from workspace.tenancy.services import create_tenant
 
     runtime = _runtime(_settings())
     try:
         with runtime.unit_of_work() as db:
+            existing = repo.user_by_email(db, args.owner_email) is not None
             tenant, user, generated = create_tenant(db, args.slug, args.name, args.owner_email, args.owner_password)
     except ServiceError as exc:
         print(f"workspace: {exc.field + ': ' if exc.field else ''}{exc.message}", file=sys.stderr)
@@ -111,27 +141,36 @@ def cmd_create_tenant(args: argparse.Namespace) -> int:
     print(f"created tenant {tenant.slug} ({tenant.name}) owned by {user.email}")
     if generated:
         print(f"owner password: {generated}")
+    if existing and args.owner_password is not None:
+        # The account exists (it belongs to another tenant too): its password is not changed.
+        print(f"note: {user.email} already had an account; --owner-password was ignored and its password kept")
     return 0
 
 
 def cmd_create_token(args: argparse.Namespace) -> int:
     from workspace.tenancy import repositories as repo
+    from workspace.tenancy.errors import ServiceError
     from workspace.tenancy.scoping import bind_tenant
     from workspace.tenancy.services import create_api_token
 
     runtime = _runtime(_settings())
     with runtime.unit_of_work() as db:
-        tenant = repo.tenant_by_slug(db, args.tenant)
+        tenant = repo.tenant_by_slug(db, args.tenant.strip().lower())
         if tenant is None:
             print(f"workspace: no tenant {args.tenant!r}", file=sys.stderr)
             return 2
         bind_tenant(db, tenant.id)
         user = repo.user_by_email(db, args.email)
         membership = repo.membership_of(db, user.id) if user else None
-        if user is None or membership is None or membership.status != "active":
+        if user is None or membership is None or membership.status != "active" or not user.is_active:
             print(f"workspace: {args.email} is not an active member of {args.tenant}", file=sys.stderr)
             return 2
-        minted = create_api_token(db, tenant.id, user.id, args.name, expires_days=args.expires_days)
+        try:
+            minted = create_api_token(db, tenant.id, user.id, args.name, expires_days=args.expires_days)
+        except ServiceError as exc:
+            db.rollback()
+            print(f"workspace: {exc.field + ': ' if exc.field else ''}{exc.message}", file=sys.stderr)
+            return 2
     print(f"token {minted.token.prefix}… for {user.email} in {tenant.slug} (store it now; it is not shown again):")
     print(minted.key)
     return 0
@@ -139,15 +178,18 @@ def cmd_create_token(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from workspace.audit.verify import verify_tenant
+    from workspace.db.engine import readonly_engine
     from workspace.tenancy import repositories as repo
     from workspace.tenancy.models import Tenant
 
     settings = _settings()
     runtime = _runtime(settings)
     broken = 0
-    with runtime.unit_of_work() as db:
+    # Read-only: on SQLite it must not take the write lock for the whole walk while a server runs.
+    db = runtime.session_factory(bind=readonly_engine(runtime.engine))
+    try:
         if args.tenant:
-            tenant = repo.tenant_by_slug(db, args.tenant)
+            tenant = repo.tenant_by_slug(db, args.tenant.strip().lower())
             if tenant is None:
                 print(f"workspace: no tenant {args.tenant!r}", file=sys.stderr)
                 return 2
@@ -161,6 +203,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             else:
                 broken += 1
                 print(f"{tenant.slug}: BROKEN at seq {report.broken_seq}: {report.reason}")
+    finally:
+        db.rollback()
+        db.close()
+        runtime.close()
     if not tenants:
         print("no tenants: nothing to verify")
     return 1 if broken else 0
@@ -205,9 +251,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _database_error(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    missing_schema = any(s in detail for s in ("no such table", "does not exist")) and "database" not in detail
+    hint = " (is the schema there? run `workspace migrate`)" if missing_schema else ""
+    return f"workspace: database error: {detail}{hint}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from sqlalchemy.exc import DBAPIError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except DBAPIError as exc:
+        print(_database_error(exc), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
