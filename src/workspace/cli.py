@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 from sqlalchemy import func, select, text
 
@@ -89,6 +90,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from workspace.db.migrate import upgrade
 
     settings = _settings()
+    if not os.environ.get("WORKSPACE_PUBLIC_URL"):
+        # Invitation links point at the address actually served unless an explicit one is set.
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        settings = replace(settings, public_url=f"http://{host}:{args.port}")
     runtime = _runtime(settings, watch_policy=True)
     with _migration_lock(runtime.engine):
         upgrade(runtime.engine)

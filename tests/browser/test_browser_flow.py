@@ -85,8 +85,8 @@ def server() -> Iterator[Server]:
     data_dir = Path(tempfile.mkdtemp(prefix="ws-browser-"))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("WORKSPACE_") or k == "WORKSPACE_HTMX_PATH"}
-    # Embedded mode (SQLite, no Redis). The public URL makes invitation links point at this server.
-    env.update(WORKSPACE_DATA_DIR=str(data_dir), WORKSPACE_PUBLIC_URL=url, PYTHONUNBUFFERED="1",
+    # Embedded mode (SQLite, no Redis). Invitation links must point at this server without any setting.
+    env.update(WORKSPACE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1",
                NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     process = subprocess.Popen(
         [str(executable), "serve", "--host", "127.0.0.1", "--port", str(port)],

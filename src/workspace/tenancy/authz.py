@@ -112,12 +112,13 @@ class Authz:
 
     def reload(self) -> None:
         with self._lock:
+            # Cleared first: a change announced while this reload runs marks it stale again.
+            self._stale = False
             with self._engine.connect() as conn:
                 versions = dict(conn.execute(select(Tenant.id, Tenant.policy_version)).all())
             enforcer = self._build()
             self._versions = versions
             self._enforcer = enforcer
-            self._stale = False
 
     def mark_stale(self, *_args: object) -> None:
         """Watcher callback: another process committed a change."""
