@@ -1,0 +1,13 @@
+"""Pages and API endpoints of tenancy, one module per area; ``route_handlers`` collects them."""
+
+from workspace.tenancy.routes import access, account, api, auth, members
+
+route_handlers = [
+    *auth.route_handlers,
+    *members.route_handlers,
+    *access.route_handlers,
+    *account.route_handlers,
+    *api.route_handlers,
+]
+
+__all__ = ["route_handlers"]
