@@ -17,7 +17,7 @@ from workspace.lib.secrets import digest
 from workspace.lib.timeutil import utcnow
 from workspace.tenancy.models import ApiToken, Invitation, Membership, ProjectGrant, Role, Team, TeamMember, User
 from workspace.tenancy.scoping import current_tenant_id
-from workspace.workflow.models import Project
+from workspace.workflow.models import Annotation, ImportBatch, Prediction, Project, Task
 
 
 def _tag(marker: str) -> str:
@@ -90,6 +90,38 @@ def make_api_token(db: Session, marker: str) -> ApiToken:
     return t
 
 
+def make_task(db: Session, marker: str) -> Task:
+    t = Task(project_id=make_project(db, marker).id, data={"text": _tag(marker)}, created_at=utcnow())
+    db.add(t)
+    db.flush()
+    return t
+
+
+def make_annotation(db: Session, marker: str) -> Annotation:
+    task = make_task(db, marker)
+    a = Annotation(project_id=task.project_id, task_id=task.id, result=[{"marker": _tag(marker)}])
+    db.add(a)
+    db.flush()
+    return a
+
+
+def make_prediction(db: Session, marker: str) -> Prediction:
+    task = make_task(db, marker)
+    p = Prediction(project_id=task.project_id, task_id=task.id, result=[], model_version=_tag(marker),
+                   created_at=utcnow())
+    db.add(p)
+    db.flush()
+    return p
+
+
+def make_import_batch(db: Session, marker: str) -> ImportBatch:
+    b = ImportBatch(project_id=make_project(db, marker).id, filename=f"{_tag(marker)}.csv", format="csv",
+                    fingerprint=digest(_tag(marker)))
+    db.add(b)
+    db.flush()
+    return b
+
+
 def make_audit_event(db: Session, marker: str) -> AuditEvent:
     seq = record(db, "test.event", tenant_id=current_tenant_id(db), object_label=_tag(marker))  # type: ignore[arg-type]
     from sqlalchemy import select
@@ -107,4 +139,8 @@ FACTORIES: dict[type, Callable[[Session, str], object]] = {
     Invitation: make_invitation,
     ApiToken: make_api_token,
     AuditEvent: make_audit_event,
+    Task: make_task,
+    Annotation: make_annotation,
+    Prediction: make_prediction,
+    ImportBatch: make_import_batch,
 }

@@ -229,6 +229,11 @@ class _PolicyWriter:
             self._add(session, tenant_id, [(subject, f"role:{role_key}", dom)], "g")
         self._bump(session, tenant_id)
 
+    def drop_project(self, session: Session, tenant_id: int, project_id: int) -> None:
+        """A deleted project's grants go with it (ids may be reused on SQLite)."""
+        self._delete(session, "g", v2=project_dom(tenant_id, project_id))
+        self._bump(session, tenant_id)
+
     def set_custom_role(self, session: Session, tenant_id: int, key: str, permissions: Iterable[str] | None) -> None:
         dom = tenant_dom(tenant_id)
         self._delete(session, "p", v0=f"role:{key}", v1=dom)

@@ -1,13 +1,32 @@
-"""Workflow models. Projects have integer ids (Label Studio's API treats them as integers)."""
+"""Workflow models. Projects, tasks, annotations and predictions have integer ids (Label Studio's API
+and SDK treat them as integers); isolation comes from tenant scoping, never from unguessable ids.
+
+Tasks are written in bulk by imports and are not audited row by row: an import writes one audit event
+with its counts. Projects and annotations are audited by the flush hook like every other model.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from workspace.db.base import Audited, Base, TenantOwned, Timestamped
 
-__all__ = ["Project"]
+__all__ = ["Project", "Task", "Annotation", "Prediction", "ImportBatch", "DEFAULT_LABEL_CONFIG"]
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+DEFAULT_LABEL_CONFIG = """<View>
+  <Text name="text" value="$text"/>
+  <Choices name="label" toName="text" choice="single">
+    <Choice value="Positive"/>
+    <Choice value="Negative"/>
+  </Choices>
+</View>
+"""
 
 
 class Project(TenantOwned, Timestamped, Audited, Base):
@@ -17,4 +36,67 @@ class Project(TenantOwned, Timestamped, Audited, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(String(200), nullable=False)
     description: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    instructions: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    label_config: Mapped[str] = mapped_column(Text, default=DEFAULT_LABEL_CONFIG, nullable=False)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+
+
+class ImportBatch(TenantOwned, Timestamped, Audited, Base):
+    """One import of one file: what came in, from whom, and its fingerprint (re-imports are detected)."""
+
+    __tablename__ = "import_batch"
+    __audit_type__ = "import"
+    __table_args__ = (Index("ix_import_batch_project_fingerprint", "project_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    format: Mapped[str] = mapped_column(String(16), nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    task_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    annotation_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    prediction_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+
+
+class Task(TenantOwned, Base):
+    __tablename__ = "task"
+    __table_args__ = (Index("ix_task_project_id_id", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id", ondelete="SET NULL"))
+    annotation_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    prediction_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Annotation(TenantOwned, Timestamped, Audited, Base):
+    """A result in Label Studio's format (list of {id, from_name, to_name, type, value, ...})."""
+
+    __tablename__ = "annotation"
+    __audit_type__ = "annotation"
+    __table_args__ = (Index("ix_annotation_task_id", "task_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), nullable=False)
+    result: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="submitted", nullable=False)
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    lead_time: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Prediction(TenantOwned, Base):
+    __tablename__ = "prediction"
+    __table_args__ = (Index("ix_prediction_task_id", "task_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), nullable=False)
+    result: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    score: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str] = mapped_column(String(120), default="", nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
