@@ -1,0 +1,12 @@
+"""Pages and endpoints of the labeling workflow, one module per area; ``route_handlers`` collects them."""
+
+from workspace.workflow.routes import datamanager, imports, labeling, projects
+
+route_handlers = [
+    *projects.route_handlers,
+    *imports.route_handlers,
+    *datamanager.route_handlers,
+    *labeling.route_handlers,
+]
+
+__all__ = ["route_handlers"]

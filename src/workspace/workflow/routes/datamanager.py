@@ -1,0 +1,3 @@
+"""datamanager routes (being built)."""
+
+route_handlers: list = []

@@ -1,0 +1,3 @@
+"""imports routes (being built)."""
+
+route_handlers: list = []

@@ -1,0 +1,3 @@
+"""labeling routes (being built)."""
+
+route_handlers: list = []
