@@ -138,6 +138,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         openapi_config=None,
         debug=settings.debug,
         on_shutdown=[runtime.close] if owns_runtime else [],
+        request_max_body_size=64 * 1024 * 1024,
     )
     app.state["runtime"] = runtime
     app.state["settings"] = settings

@@ -20,7 +20,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from workspace.db.base import TenantOwned
 
-__all__ = ["TenantScopeError", "bind_tenant", "current_tenant_id", "unscoped", "install"]
+__all__ = ["TenantScopeError", "bind_tenant", "current_tenant_id", "unscoped", "install", "stamp_rows"]
 
 _TENANT = "tenant_id"
 _UNSCOPED = "unscoped_reason"
@@ -39,6 +39,16 @@ def bind_tenant(session: Session, tenant_id: int) -> None:
 
 def current_tenant_id(session: Session) -> int | None:
     return session.info.get(_TENANT)
+
+
+def stamp_rows(session: Session, rows: list[dict]) -> list[dict]:
+    """Bulk inserts (Core/ORM ``insert()`` with parameter lists) skip the flush hook: stamp them here."""
+    tenant_id = session.info.get(_TENANT)
+    if tenant_id is None:
+        raise TenantScopeError("bulk insert of tenant-owned rows with no tenant bound to the session")
+    for row in rows:
+        row["tenant_id"] = tenant_id
+    return rows
 
 
 @contextmanager

@@ -58,10 +58,19 @@ class ImportBatch(TenantOwned, Timestamped, Audited, Base):
     prediction_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
 
+    def audit_verb(self, verb: str, changes: dict[str, list[object]]) -> str:
+        return "completed" if verb == "updated" and "task_count" in changes else verb
+
+    def audit_label(self) -> str:
+        return self.filename
+
 
 class Task(TenantOwned, Base):
     __tablename__ = "task"
-    __table_args__ = (Index("ix_task_project_id_id", "project_id", "id"),)
+    # The data manager's keyset pages sort by (created_at, id) and (annotation_count, id) too.
+    __table_args__ = (Index("ix_task_project_id_id", "project_id", "id"),
+                      Index("ix_task_project_created", "project_id", "created_at", "id"),
+                      Index("ix_task_project_annotations", "project_id", "annotation_count", "id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), nullable=False)

@@ -1,0 +1,146 @@
+"""The entry points: :func:`iter_task_batches`, :func:`detect_format`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+from workspace.workflow.importing.parsers import (
+    JSON_SPACE,
+    Parsed,
+    parse_delimited,
+    parse_json,
+    parse_jsonl,
+    parse_text,
+)
+from workspace.workflow.importing.records import ImportLimits, TaskImportError, TaskRecord
+from workspace.workflow.importing.streams import CHUNK, Utf8Reader, read_head, strip_bom
+
+__all__ = ["FORMATS", "detect_format", "iter_task_batches", "normalize_format"]
+
+FORMATS = ("json", "jsonl", "csv", "tsv", "txt")
+
+_EXTENSIONS = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".jsonlines": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "txt",
+    ".text": "txt",
+}
+_ALIASES = {"ndjson": "jsonl", "jsonlines": "jsonl", "text": "txt", "tab": "tsv"}
+
+
+def normalize_format(name: str) -> str:
+    """'JSONL', '.ndjson', 'text' → the canonical names of :data:`FORMATS`."""
+    key = name.strip().lower().removeprefix(".")
+    key = _ALIASES.get(key, key)
+    if key not in FORMATS:
+        raise TaskImportError(f"unknown import format {name!r}; use one of {', '.join(FORMATS)}")
+    return key
+
+
+def detect_format(filename: str, head_bytes: bytes) -> str:
+    """The format of an upload from its name, or from its first bytes when the name doesn't tell.
+
+    ``.json`` whose first line is a whole object followed by another object is JSONL (a common
+    misnaming). Without a known extension only JSON and JSONL are recognised, by content: a text
+    line may hold commas or tabs, so CSV/TSV/text are never guessed.
+    """
+    head, _ = strip_bom(head_bytes)
+    suffix = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
+    found = _EXTENSIONS.get(suffix)
+    if found == "json" or found is None:
+        start = head.lstrip(JSON_SPACE)[:1]
+        if start == b"{" and _looks_like_jsonl(head):
+            return "jsonl"
+        if found is None and start in (b"[", b"{"):
+            return "json"
+    if found is None:
+        known = ", ".join(sorted(_EXTENSIONS))
+        raise TaskImportError(
+            f"can't tell the format of {filename or 'the upload'!r}: name it with one of {known}, or choose the format"
+        )
+    return found
+
+
+def _looks_like_jsonl(head: bytes) -> bool:
+    body = head.lstrip(JSON_SPACE)
+    first, newline, rest = body.partition(b"\n")
+    if not newline or not rest.lstrip(JSON_SPACE).startswith(b"{"):
+        return False
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
+
+
+def iter_task_batches(
+    source: BinaryIO,
+    *,
+    format: str | None,
+    filename: str,
+    required_fields: AbstractSet[str],
+    batch_size: int = 5000,
+    limits: ImportLimits = ImportLimits(),  # noqa: B008 - frozen, so sharing the default is safe
+) -> Iterator[list[TaskRecord]]:
+    """Parse an upload into lists of at most ``batch_size`` validated tasks, streaming.
+
+    ``format`` is one of :data:`FORMATS` (or an alias), or ``None`` to detect it from ``filename``
+    and the first bytes. ``required_fields`` are the ``$fields`` of the label config; each task's
+    data must have them all. Records are numbered 0, 1, 2, ... across batches. The first problem
+    raises :class:`TaskImportError` naming the line/row (1-based) or the JSON index (0-based) and
+    what is wrong; batches yielded before it must be thrown away by the caller (an import is all or
+    nothing). Memory stays bounded whatever the file's size: about two batches (the one the caller
+    still holds while the next is built), one read chunk of 64 KiB and one task within ``limits``.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    chosen = normalize_format(format) if format is not None else None
+    return _batches(source, chosen, filename, frozenset(required_fields), batch_size, limits)
+
+
+def _batches(
+    source: BinaryIO,
+    chosen: str | None,
+    filename: str,
+    required: frozenset[str],
+    batch_size: int,
+    limits: ImportLimits,
+) -> Iterator[list[TaskRecord]]:
+    head = read_head(source, CHUNK)
+    complete = len(head) < CHUNK
+    head, bom = strip_bom(head)
+    if complete and not head.strip(JSON_SPACE):
+        raise TaskImportError("the file is empty")
+    fmt = chosen or detect_format(filename, head)
+    reader = Utf8Reader(source, head, bom=bom)
+    parsed: Iterator[Parsed]
+    if fmt == "json":
+        parsed = parse_json(reader, head, required, limits)
+    elif fmt == "jsonl":
+        parsed = parse_jsonl(reader, required, limits)
+    elif fmt in ("csv", "tsv"):
+        parsed = parse_delimited(reader, "\t" if fmt == "tsv" else ",", required, limits)
+    else:
+        parsed = parse_text(reader, required, limits)
+    batch: list[TaskRecord] = []
+    for index, (data, annotation_list, prediction_list, where) in enumerate(parsed):
+        if index >= limits.max_tasks:
+            raise TaskImportError(
+                f"the file has more than {limits.max_tasks:,} tasks, the limit for one import; "
+                "split it into smaller files",
+                where,
+            )
+        batch.append(TaskRecord(data, annotation_list, prediction_list, index))
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
