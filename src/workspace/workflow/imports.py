@@ -25,7 +25,8 @@ from workspace.workflow.importing import (
     normalize_format,
 )
 from workspace.workflow.label_config import parse_label_config
-from workspace.workflow.models import Annotation, ImportBatch, Prediction, Task
+from workspace.workflow.models import Annotation, ImportBatch, Prediction
+from workspace.workflow.repositories import insert_tasks
 from workspace.workflow.services import get_project
 
 __all__ = ["import_tasks", "previous_import"]
@@ -79,9 +80,12 @@ def import_tasks(
                  "annotation_count": len(r.annotations), "prediction_count": len(r.predictions)}
                 for r in records
             ])
-            ids = session.scalars(insert(Task).returning(Task.id, sort_by_parameter_order=True), rows).all()
-            tasks += len(ids)
+            need_ids = any(r.annotations or r.predictions for r in records)
+            ids = insert_tasks(session, rows, need_ids=need_ids)
+            tasks += len(rows)
             ann_rows, pred_rows = [], []
+            if not need_ids:
+                continue
             for task_id, record in zip(ids, records, strict=True):
                 for a in record.annotations:
                     ann_rows.append({"project_id": project.id, "task_id": task_id, "result": a.get("result", []),

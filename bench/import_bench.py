@@ -1,0 +1,123 @@
+"""Import benchmark: N small text tasks imported through the real import service.
+
+    .venv/bin/python bench/import_bench.py --db sqlite --tasks 100000 [--format jsonl|json|csv]
+    .venv/bin/python bench/import_bench.py --db postgresql --tasks 1000000
+
+Prints tasks/s and the peak memory growth of the process (RSS high-water mark above the baseline
+after start-up). PostgreSQL runs against a fresh database on 127.0.0.1:5432 (dropped at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from workspace.config import load_settings
+from workspace.db.migrate import upgrade
+from workspace.runtime import build_runtime
+from workspace.tenancy.context import TenantContext
+from workspace.tenancy.services import create_tenant
+from workspace.workflow.imports import import_tasks
+from workspace.workflow.services import create_project
+
+PG_ADMIN = os.environ.get("WORKSPACE_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+class RssSampler(threading.Thread):
+    """Samples the process's resident memory (VmRSS) every 20 ms; ``peak`` minus ``start`` is the growth."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.start_mb = self.peak_mb = rss_mb()
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.02):
+            self.peak_mb = max(self.peak_mb, rss_mb())
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def write_file(path: Path, n: int, fmt: str) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        if fmt == "csv":
+            f.write("text\n")
+            for i in range(n):
+                f.write(f"Task number {i}: the quick brown fox jumps over the lazy dog\n")
+        elif fmt == "jsonl":
+            for i in range(n):
+                f.write(json.dumps({"text": f"Task number {i}: the quick brown fox jumps over the lazy dog"}) + "\n")
+        else:
+            f.write("[")
+            for i in range(n):
+                f.write(("," if i else "") + json.dumps({"data": {"text": f"Task number {i}: the quick brown fox"}}))
+            f.write("]")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--tasks", type=int, default=100_000)
+    ap.add_argument("--format", choices=["jsonl", "json", "csv"], default="jsonl")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ws-import-bench-"))
+    dbname = None
+    if args.db == "sqlite":
+        url = f"sqlite:///{work / 'bench.sqlite3'}"
+    else:
+        dbname = f"ws_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{dbname}"
+    try:
+        settings = replace(load_settings({"WORKSPACE_DATA_DIR": str(work), "WORKSPACE_SECRET_KEY": "b" * 40}),
+                           database_url=url)
+        runtime = build_runtime(settings, watch_policy=False)
+        upgrade(runtime.engine)
+        with runtime.unit_of_work() as db:
+            tenant, user, _ = create_tenant(db, "bench", "Bench", "bench@example.com", "bench-password-1")
+            ctx = TenantContext(tenant.id, "bench", "Bench", user.id, user.email, "", 1, "owner")
+        with runtime.unit_of_work(ctx.tenant_id) as db:
+            project_id = create_project(db, ctx, "Bench").id
+        path = work / f"tasks.{args.format}"
+        write_file(path, args.tasks, args.format)
+        size_mb = path.stat().st_size / 1e6
+        sampler = RssSampler()
+        sampler.start()
+        started = time.perf_counter()
+        with runtime.unit_of_work(ctx.tenant_id) as db, path.open("rb") as source:
+            batch = import_tasks(db, ctx, project_id, source, path.name)
+        elapsed = time.perf_counter() - started
+        sampler.stopped.set()
+        sampler.join()
+        growth = sampler.peak_mb - sampler.start_mb
+        print(f"db={args.db} format={args.format} tasks={batch.task_count:,} file={size_mb:.1f} MB "
+              f"time={elapsed:.2f}s rate={batch.task_count / elapsed:,.0f} tasks/s peak_rss_growth={growth:.1f} MB")
+        runtime.close()
+    finally:
+        if dbname:
+            with admin.connect() as conn:
+                conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}'"))
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}"'))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
