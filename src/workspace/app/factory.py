@@ -41,7 +41,7 @@ SECURITY_HEADERS = [
     ("referrer-policy", "same-origin"),
     (
         "content-security-policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "default-src 'self'; img-src 'self' data:; media-src 'self' data:; style-src 'self'; script-src 'self'; "
         "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
     ),
 ]

@@ -1,0 +1,305 @@
+"""Annotation use cases: find the next task to label, validate a result strictly against the project's
+label config, and save it. Services flush, never commit; the request boundary commits.
+
+Results use Label Studio's format: a list of regions ``{id, from_name, to_name, type, value, ...}``.
+Validation is strict so that a result that leaves the labeling page is exactly what Label Studio would
+have stored for the same config: every region names a control of the config, targets that control's
+object, has the control's result type, and a ``value`` shaped for that type with values the config
+allows. The first problem is reported with the index of its region; nothing is saved.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from workspace.tenancy.context import TenantContext
+from workspace.tenancy.errors import Invalid, NotFound
+from workspace.tenancy.repositories import fetch
+from workspace.workflow.label_config import ControlTag, LabelConfig, ObjectTag, parse_label_config
+from workspace.workflow.models import Annotation, Project, Task
+
+__all__ = ["ResultInvalid", "get_task", "next_task", "submit_annotation", "task_text", "validate_result",
+           "plain_text_of_html", "MAX_RESULT_REGIONS", "MAX_TEXTAREA_CHARS"]
+
+MAX_RESULT_REGIONS = 5000
+MAX_TEXTAREA_CHARS = 100_000
+# Region-level keys Label Studio writes besides id/from_name/to_name/type/value.
+_EXTRA_REGION_KEYS = frozenset({"origin", "original_width", "original_height", "image_rotation", "parentID",
+                                "score", "readonly", "hidden", "meta", "item_index"})
+_EPSILON = 1e-6
+
+
+class ResultInvalid(Invalid):
+    """The submitted result does not fit the label config (answered with 422)."""
+
+    status = 422
+
+
+def get_task(session: Session, project_id: int, task_id: int) -> Task:
+    """A task of the bound tenant AND of this project, or NotFound (same answer as a missing one)."""
+    task = fetch(session, Task, task_id, what="Task")
+    if task.project_id != project_id:
+        raise NotFound("Task not found")
+    return task
+
+
+def next_task(session: Session, project_id: int, user_id: int | None) -> Task | None:
+    """The first task of the project (by id) that this user has not annotated yet."""
+    mine = exists().where(Annotation.task_id == Task.id, Annotation.completed_by_id == user_id)
+    return session.scalars(
+        select(Task).where(Task.project_id == project_id, ~mine).order_by(Task.id).limit(1)
+    ).first()
+
+
+def plain_text_of_html(markup: str) -> str:
+    """The visible text of an HTML fragment: tags, scripts, styles and comments are dropped.
+
+    Used to show ``HyperText`` without a sanitizer dependency: the page renders this text escaped,
+    so no markup from task data ever reaches the browser as markup.
+    """
+    from html.parser import HTMLParser
+
+    class _Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.skip = 0
+
+        def handle_starttag(self, tag: str, attrs: Any) -> None:
+            if tag in ("script", "style", "template", "noscript"):
+                self.skip += 1
+            elif tag in ("br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"):
+                self.parts.append("\n")
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("script", "style", "template", "noscript") and self.skip:
+                self.skip -= 1
+
+        def handle_data(self, data: str) -> None:
+            if not self.skip:
+                self.parts.append(data)
+
+    parser = _Text()
+    parser.feed(markup)
+    parser.close()
+    return "".join(parts for parts in parser.parts).strip()
+
+
+def task_text(obj: ObjectTag, data: dict[str, Any]) -> str | None:
+    """The text a ``Text``/``HyperText`` object shows (span offsets index into it), or None."""
+    if obj.field is None or obj.field not in data:
+        return None
+    value = data[obj.field]
+    if not isinstance(value, str):
+        return None
+    return plain_text_of_html(value) if obj.tag == "HyperText" else value
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+
+
+def _fail(index: int, message: str) -> ResultInvalid:
+    return ResultInvalid(f"Region {index}: {message}", field="result")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _quoted(values: Any) -> str:
+    return ", ".join(f'"{v}"' for v in values) or "(none)"
+
+
+def _describe(control: ControlTag) -> str:
+    return f'<{control.tag} name="{control.name}">'
+
+
+def _check_labels_list(index: int, control: ControlTag, value: dict[str, Any], key: str) -> None:
+    items = value.get(key)
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
+        raise _fail(index, f'value.{key} must be a non-empty list of strings')
+    if control.dynamic_field:  # options come from the task data; nothing fixed to compare with
+        return
+    allowed = [label.result_value for label in control.labels]
+    for item in items:
+        if item not in allowed:
+            raise _fail(index, f'"{item}" is not an option of {_describe(control)}; use one of {_quoted(allowed)}')
+    if len(set(items)) != len(items):
+        raise _fail(index, f"value.{key} lists the same option twice")
+    if key == "choices" and control.options.get("choice", "single") != "multiple" and len(items) > 1:
+        raise _fail(index, f'{_describe(control)} allows one choice, got {len(items)}')
+
+
+def _check_keys(index: int, value: dict[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(value) - allowed)
+    if extra:
+        raise _fail(index, f"unexpected key(s) in value: {_quoted(extra)}; allowed: {_quoted(sorted(allowed))}")
+
+
+def _check_span(index: int, obj: ObjectTag, value: dict[str, Any], data: dict[str, Any]) -> None:
+    start, end = value.get("start"), value.get("end")
+    if obj.tag == "Audio":  # audio segments: seconds
+        if not (_number(start) and _number(end)) or not 0 <= start < end:
+            raise _fail(index, "value.start and value.end must be seconds with 0 <= start < end")
+        return
+    if not isinstance(start, int) or isinstance(start, bool) or not isinstance(end, int) or isinstance(end, bool):
+        raise _fail(index, "value.start and value.end must be whole character offsets")
+    text = task_text(obj, data)
+    if text is None:
+        raise _fail(index, f'the task has no text in the field "{obj.field}" to label')
+    if not 0 <= start < end <= len(text):
+        raise _fail(index, f"span {start}-{end} is outside the text (0 <= start < end <= {len(text)} required)")
+    if value.get("text") != text[start:end]:
+        raise _fail(index, f"value.text {value.get('text')!r} does not match the task text at {start}-{end} "
+                           f"({text[start:end]!r})")
+
+
+def _check_rectangle(index: int, region: dict[str, Any], value: dict[str, Any]) -> None:
+    for key in ("x", "y", "width", "height", "rotation"):
+        if not _number(value.get(key)):
+            raise _fail(index, f"value.{key} must be a number")
+    x, y, width, height = value["x"], value["y"], value["width"], value["height"]
+    if not (0 <= x <= 100 and 0 <= y <= 100):
+        raise _fail(index, f"the box corner ({x}, {y}) is outside the image; x and y are percent in 0..100")
+    if width <= 0 or height <= 0:
+        raise _fail(index, "the box must have a positive width and height")
+    if x + width > 100 + _EPSILON or y + height > 100 + _EPSILON:
+        raise _fail(index, f"the box ({x}, {y}, {width} x {height}) extends past the image; "
+                           "x + width and y + height must stay within 100 percent")
+    if not -360 <= value["rotation"] <= 360:
+        raise _fail(index, "value.rotation must be degrees within -360..360")
+    for key in ("original_width", "original_height"):
+        size = region.get(key)
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise _fail(index, f"{key} must be the image's size in pixels (a positive whole number)")
+
+
+def _check_value(index: int, control: ControlTag, obj: ObjectTag, region: dict[str, Any], value: dict[str, Any],
+                 data: dict[str, Any]) -> None:
+    kind = control.result_type
+    if kind == "choices":
+        _check_keys(index, value, {"choices"})
+        _check_labels_list(index, control, value, "choices")
+    elif kind == "labels":
+        _check_keys(index, value, {"start", "end", "text", "labels"})
+        _check_labels_list(index, control, value, "labels")
+        _check_span(index, obj, value, data)
+    elif kind == "rectanglelabels":
+        _check_keys(index, value, {"x", "y", "width", "height", "rotation", "rectanglelabels"})
+        _check_labels_list(index, control, value, "rectanglelabels")
+        _check_rectangle(index, region, value)
+    elif kind == "polygonlabels":
+        _check_keys(index, value, {"points", "polygonlabels", "closed"})
+        _check_labels_list(index, control, value, "polygonlabels")
+        points = value.get("points")
+        if (not isinstance(points, list) or len(points) < 3
+                or not all(isinstance(p, list) and len(p) == 2 and all(_number(c) and 0 <= c <= 100 for c in p)
+                           for p in points)):
+            raise _fail(index, "value.points must be at least 3 [x, y] pairs in percent within 0..100")
+    elif kind == "keypointlabels":
+        _check_keys(index, value, {"x", "y", "width", "keypointlabels"})
+        _check_labels_list(index, control, value, "keypointlabels")
+        if not all(_number(value.get(k)) and 0 <= value[k] <= 100 for k in ("x", "y")):
+            raise _fail(index, "value.x and value.y must be percent within 0..100")
+    elif kind == "textarea":
+        _check_keys(index, value, {"text"})
+        texts = value.get("text")
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise _fail(index, "value.text must be a non-empty list of strings")
+        if sum(len(t) for t in texts) > MAX_TEXTAREA_CHARS:
+            raise _fail(index, f"the text is longer than {MAX_TEXTAREA_CHARS} characters")
+        if not any(t.strip() for t in texts):
+            raise _fail(index, "the text is empty")
+    elif kind == "rating":
+        _check_keys(index, value, {"rating"})
+        top = int(control.options.get("maxRating", "5"))
+        rating = value.get("rating")
+        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= top:
+            raise _fail(index, f"value.rating must be a whole number from 1 to {top}")
+    elif kind == "number":
+        _check_keys(index, value, {"number"})
+        number = value.get("number")
+        if not _number(number):
+            raise _fail(index, "value.number must be a number")
+        low, high = control.options.get("min"), control.options.get("max")
+        if low is not None and number < float(low) or high is not None and number > float(high):
+            raise _fail(index, f"value.number {number} is outside {low if low is not None else '-inf'}.."
+                               f"{high if high is not None else 'inf'}")
+    else:  # pragma: no cover - every control tag of the catalogue is handled above
+        raise _fail(index, f"results of type {kind!r} are not supported")
+
+
+def validate_result(config: LabelConfig, data: dict[str, Any], result: Any) -> list[dict[str, Any]]:
+    """``result`` if it is a valid Label Studio result for ``config`` and this task; else ResultInvalid."""
+    if not isinstance(result, list):
+        raise ResultInvalid("The result must be a JSON list of regions.", field="result")
+    if not result:
+        raise ResultInvalid("The annotation is empty: label something before submitting.", field="result")
+    if len(result) > MAX_RESULT_REGIONS:
+        raise ResultInvalid(f"The result has more than {MAX_RESULT_REGIONS} regions.", field="result")
+    controls = {c.name: c for c in config.controls}
+    objects = {o.name: o for o in config.objects}
+    for index, region in enumerate(result):
+        if not isinstance(region, dict):
+            raise _fail(index, "each region must be a JSON object")
+        extra = sorted(set(region) - {"id", "from_name", "to_name", "type", "value"} - _EXTRA_REGION_KEYS)
+        if extra:
+            raise _fail(index, f"unexpected key(s): {_quoted(extra)}")
+        region_id = region.get("id")
+        if not isinstance(region_id, str) or not region_id.strip() or len(region_id) > 64:
+            raise _fail(index, "id must be a non-empty string of at most 64 characters")
+        from_name = region.get("from_name")
+        control = controls.get(from_name) if isinstance(from_name, str) else None
+        if control is None:
+            raise _fail(index, f"from_name {from_name!r} is not a control of the label config; "
+                               f"controls: {_quoted(controls)}")
+        to_name = region.get("to_name")
+        if to_name not in control.to_names:
+            raise _fail(index, f"to_name {to_name!r} is not the object {_describe(control)} labels; "
+                               f"use {_quoted(control.to_names)}")
+        if region.get("type") != control.result_type:
+            raise _fail(index, f"type {region.get('type')!r} does not match {_describe(control)}; "
+                               f'use "{control.result_type}"')
+        value = region.get("value")
+        if not isinstance(value, dict):
+            raise _fail(index, "value must be a JSON object")
+        _check_value(index, control, objects[to_name], region, value, data)
+    present = {region["from_name"] for region in result}
+    for control in config.controls:
+        if control.options.get("required", "").lower() == "true" and control.name not in present:
+            message = control.options.get("requiredMessage") or f"{_describe(control)} is required"
+            raise ResultInvalid(message, field="result")
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Submitting
+# --------------------------------------------------------------------------------------------------
+
+
+def submit_annotation(session: Session, ctx: TenantContext, project_id: int, task_id: int, result: Any,
+                      lead_time: float | None) -> Annotation:
+    """Validate ``result`` against the project's config and save it as the user's submitted annotation."""
+    project = fetch(session, Project, project_id, what="Project")
+    task = get_task(session, project.id, task_id)
+    config = parse_label_config(project.label_config)
+    validate_result(config, task.data if isinstance(task.data, dict) else {}, result)
+    if lead_time is not None and (not math.isfinite(lead_time) or lead_time < 0):
+        lead_time = None
+    annotation = Annotation(project_id=project.id, task_id=task.id, result=result, status="submitted",
+                            completed_by_id=ctx.user_id, lead_time=lead_time)
+    session.add(annotation)
+    session.flush()
+    # Counted in the database, not in Python: two annotators submitting at once both count.
+    session.execute(
+        update(Task).where(Task.id == task.id).values(annotation_count=Task.annotation_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return annotation

@@ -1,0 +1,409 @@
+/* The labeling page: text spans, image boxes, hotkeys, and the Label Studio result built on submit.
+   The page itself is rendered on the server from the label config; this file only adds interaction.
+   CSP-safe: no inline scripts, no inline style attributes (colors and positions go through CSSOM). */
+(function () {
+  "use strict";
+
+  var form = document.getElementById("label-form");
+  var dataEl = document.getElementById("label-data");
+  if (!form || !dataEl) return;
+  var DATA = JSON.parse(dataEl.textContent || "{}");
+  var started = Date.now();
+  var regions = []; // {id, kind: "span"|"box", control, to, labels, start, end, text | x, y, width, height}
+  var selectedId = null;
+  var pending = null; // {to, start, end}: the current text selection, as offsets
+  var active = {}; // control name -> active label value
+
+  function rid() {
+    var bytes = new Uint8Array(6);
+    (window.crypto || window.msCrypto).getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return (b % 36).toString(36); }).join("") +
+      Math.random().toString(36).slice(2, 6);
+  }
+  function all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+  function clamp(v, lo, hi) { return Math.min(hi, Math.max(lo, v)); }
+  function controlsFor(object, type) {
+    return all('.lbl-control[data-type="' + type + '"]').filter(function (c) { return c.dataset.to === object; });
+  }
+  function colorOf(controlName, label) {
+    var ctl = document.querySelector('.lbl-control[data-control="' + CSS.escape(controlName) + '"]');
+    var btn = ctl && all(".lbl-label", ctl).filter(function (b) { return b.dataset.label === label; })[0];
+    return btn ? btn.dataset.color : "#6366f1";
+  }
+  function hexToRgba(color, alpha) {
+    var m = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(color || "");
+    if (!m) return color;
+    var h = m[1].length === 3 ? m[1].replace(/./g, "$&$&") : m[1];
+    var n = parseInt(h, 16);
+    return "rgba(" + (n >> 16 & 255) + "," + (n >> 8 & 255) + "," + (n & 255) + "," + alpha + ")";
+  }
+
+  // --- colors of label buttons ---------------------------------------------------------------------
+  all(".lbl-label[data-color]").forEach(function (b) {
+    b.style.setProperty("--c", b.dataset.color);
+    b.style.setProperty("--c-soft", hexToRgba(b.dataset.color, 0.14));
+  });
+
+  // --- text: exact text from JSON (HTML parsing would normalise line breaks), spans as segments ----
+  function textBody(name) { return document.querySelector('[data-text-for="' + CSS.escape(name) + '"]'); }
+
+  function offsetIn(body, node, offset) {
+    var range = document.createRange();
+    range.setStart(body, 0);
+    range.setEnd(node, offset);
+    return range.toString().length;
+  }
+
+  function renderText(name) {
+    var body = textBody(name);
+    var text = DATA.texts && DATA.texts[name];
+    if (!body || typeof text !== "string") return;
+    var spans = regions.filter(function (r) { return r.kind === "span" && r.to === name; });
+    var cuts = [0, text.length];
+    spans.forEach(function (r) { cuts.push(r.start, r.end); });
+    cuts = cuts.filter(function (v, i, a) { return a.indexOf(v) === i; }).sort(function (a, b) { return a - b; });
+    body.textContent = "";
+    for (var i = 0; i + 1 < cuts.length; i++) {
+      var a = cuts[i], b = cuts[i + 1];
+      var piece = text.slice(a, b);
+      var covering = spans.filter(function (r) { return r.start <= a && r.end >= b; });
+      if (!covering.length) { body.appendChild(document.createTextNode(piece)); continue; }
+      var top = covering[covering.length - 1];
+      var el = document.createElement("span");
+      el.className = "lbl-hl" + (covering.length > 1 ? " lbl-hl-multi" : "") +
+        (covering.some(function (r) { return r.id === selectedId; }) ? " is-selected" : "");
+      el.dataset.region = top.id;
+      var color = colorOf(top.control, top.labels[0]);
+      el.style.setProperty("--c", color);
+      el.style.setProperty("--c-soft", hexToRgba(color, covering.length > 1 ? 0.42 : 0.24));
+      var ending = covering.filter(function (r) { return r.end === b; });
+      if (ending.length) {
+        el.classList.add("lbl-hl-end");
+        el.dataset.tag = ending.map(function (r) { return r.labels.join(", "); }).join(" · ");
+      }
+      el.textContent = piece;
+      body.appendChild(el);
+    }
+  }
+
+  function trackSelection() {
+    var sel = window.getSelection();
+    pending = null;
+    if (!sel || !sel.rangeCount || sel.isCollapsed) return;
+    var range = sel.getRangeAt(0);
+    all("[data-text-for]").forEach(function (body) {
+      if (!body.contains(range.startContainer) || !body.contains(range.endContainer)) return;
+      var start = offsetIn(body, range.startContainer, range.startOffset);
+      var end = offsetIn(body, range.endContainer, range.endOffset);
+      if (end > start) pending = { to: body.dataset.textFor, start: start, end: end };
+    });
+  }
+
+  function addSpan(controlName, label) {
+    if (!pending) return false;
+    var text = DATA.texts[pending.to];
+    var r = { id: rid(), kind: "span", control: controlName, to: pending.to, labels: [label],
+      start: pending.start, end: pending.end, text: text.slice(pending.start, pending.end) };
+    regions.push(r);
+    pending = null;
+    window.getSelection().removeAllRanges();
+    select(r.id);
+    return true;
+  }
+
+  document.addEventListener("selectionchange", trackSelection);
+  all("[data-text-for]").forEach(function (body) {
+    var name = body.dataset.textFor;
+    renderText(name);
+    if (controlsFor(name, "labels").length) body.classList.add("is-selectable");
+    body.addEventListener("mouseup", function () {
+      trackSelection();
+      if (!pending) return;
+      var ctl = controlsFor(pending.to, "labels").filter(function (c) { return active[c.dataset.control]; })[0];
+      if (ctl) addSpan(ctl.dataset.control, active[ctl.dataset.control]);
+    });
+    body.addEventListener("click", function (e) {
+      var hl = e.target.closest && e.target.closest(".lbl-hl");
+      if (hl && window.getSelection().isCollapsed) select(hl.dataset.region);
+    });
+  });
+
+  // --- label buttons ---------------------------------------------------------------------------------
+  all(".lbl-label").forEach(function (btn) {
+    btn.addEventListener("mousedown", function (e) { e.preventDefault(); }); // keep the text selection
+    btn.addEventListener("click", function () {
+      var ctl = btn.closest(".lbl-control");
+      var name = ctl.dataset.control, label = btn.dataset.label, type = ctl.dataset.type;
+      if (type === "labels" && pending && pending.to === ctl.dataset.to && addSpan(name, label)) return;
+      var sel = regions.filter(function (r) { return r.id === selectedId; })[0];
+      if (type === "rectanglelabels" && sel && sel.kind === "box" && sel.control === name) {
+        sel.labels = [label];
+        render();
+        return;
+      }
+      active[name] = active[name] === label ? null : label;
+      all(".lbl-label", ctl).forEach(function (b) {
+        b.setAttribute("aria-pressed", String(active[name] === b.dataset.label));
+      });
+    });
+  });
+
+  // --- image boxes -----------------------------------------------------------------------------------
+  function stageFor(name) { return document.querySelector('[data-stage-for="' + CSS.escape(name) + '"]'); }
+
+  function renderBoxes(name) {
+    var stage = stageFor(name);
+    if (!stage) return;
+    var overlay = stage.querySelector(".lbl-overlay");
+    overlay.textContent = "";
+    regions.filter(function (r) { return r.kind === "box" && r.to === name; }).forEach(function (r, i) {
+      var box = document.createElement("div");
+      box.className = "lbl-box" + (r.id === selectedId ? " is-selected" : "") + (r.labels.length ? "" : " is-unlabeled");
+      box.dataset.region = r.id;
+      box.style.left = r.x + "%";
+      box.style.top = r.y + "%";
+      box.style.width = r.width + "%";
+      box.style.height = r.height + "%";
+      var color = r.labels.length ? colorOf(r.control, r.labels[0]) : "#667085";
+      box.style.setProperty("--c", color);
+      box.style.setProperty("--c-soft", hexToRgba(color, 0.16));
+      var tag = document.createElement("span");
+      tag.className = "lbl-box-tag";
+      tag.textContent = r.labels.length ? r.labels.join(", ") : "No label";
+      box.appendChild(tag);
+      var handle = document.createElement("span");
+      handle.className = "lbl-handle";
+      handle.dataset.handle = "se";
+      box.appendChild(handle);
+      overlay.appendChild(box);
+    });
+  }
+
+  all("[data-stage-for]").forEach(function (stage) {
+    var name = stage.dataset.stageFor;
+    var overlay = stage.querySelector(".lbl-overlay");
+    var ctls = controlsFor(name, "rectanglelabels");
+    if (!ctls.length) { overlay.classList.add("is-passive"); return; }
+    stage.classList.add("is-drawable");
+    var drag = null;
+
+    function point(e) {
+      var rect = overlay.getBoundingClientRect();
+      return { x: clamp((e.clientX - rect.left) / rect.width * 100, 0, 100),
+        y: clamp((e.clientY - rect.top) / rect.height * 100, 0, 100) };
+    }
+
+    overlay.addEventListener("pointerdown", function (e) {
+      if (e.button !== 0) return;
+      e.preventDefault();
+      var p = point(e);
+      var boxEl = e.target.closest(".lbl-box");
+      if (boxEl) {
+        var r = regions.filter(function (x) { return x.id === boxEl.dataset.region; })[0];
+        select(r.id);
+        drag = { mode: e.target.dataset.handle ? "resize" : "move", r: r, p: p,
+          orig: { x: r.x, y: r.y, width: r.width, height: r.height } };
+      } else {
+        var ctl = ctls.filter(function (c) { return active[c.dataset.control]; })[0] || ctls[0];
+        var label = active[ctl.dataset.control];
+        var nr = { id: rid(), kind: "box", control: ctl.dataset.control, to: name, labels: label ? [label] : [],
+          x: p.x, y: p.y, width: 0, height: 0, fresh: true };
+        regions.push(nr);
+        selectedId = nr.id;
+        drag = { mode: "draw", r: nr, p: p };
+      }
+      overlay.setPointerCapture(e.pointerId);
+    });
+
+    overlay.addEventListener("pointermove", function (e) {
+      if (!drag) return;
+      var p = point(e), r = drag.r, o = drag.orig;
+      if (drag.mode === "draw") {
+        r.x = Math.min(p.x, drag.p.x); r.y = Math.min(p.y, drag.p.y);
+        r.width = Math.abs(p.x - drag.p.x); r.height = Math.abs(p.y - drag.p.y);
+      } else if (drag.mode === "move") {
+        r.x = clamp(o.x + p.x - drag.p.x, 0, 100 - o.width);
+        r.y = clamp(o.y + p.y - drag.p.y, 0, 100 - o.height);
+      } else {
+        r.width = clamp(o.width + p.x - drag.p.x, 0.5, 100 - o.x);
+        r.height = clamp(o.height + p.y - drag.p.y, 0.5, 100 - o.y);
+      }
+      renderBoxes(name);
+    });
+
+    function finish(e) {
+      if (!drag) return;
+      if (drag.mode === "draw" && (drag.r.width < 0.5 || drag.r.height < 0.5)) {
+        regions = regions.filter(function (x) { return x !== drag.r; });
+        selectedId = null;
+      }
+      delete drag.r.fresh;
+      drag = null;
+      if (overlay.hasPointerCapture && overlay.hasPointerCapture(e.pointerId)) overlay.releasePointerCapture(e.pointerId);
+      render();
+    }
+    overlay.addEventListener("pointerup", finish);
+    overlay.addEventListener("pointercancel", finish);
+  });
+
+  // --- the region list -------------------------------------------------------------------------------
+  function select(id) {
+    selectedId = id;
+    render();
+  }
+
+  function removeRegion(id) {
+    regions = regions.filter(function (r) { return r.id !== id; });
+    if (selectedId === id) selectedId = null;
+    render();
+  }
+
+  function renderList() {
+    var list = document.getElementById("lbl-regions");
+    if (!list) return;
+    list.textContent = "";
+    regions.forEach(function (r, i) {
+      var li = document.createElement("li");
+      li.className = "lbl-region" + (r.id === selectedId ? " is-selected" : "");
+      li.dataset.region = r.id;
+      var color = r.labels.length ? colorOf(r.control, r.labels[0]) : "#667085";
+      li.style.setProperty("--c", color);
+      var main = document.createElement("button");
+      main.type = "button";
+      main.className = "lbl-region-main";
+      var tag = document.createElement("span");
+      tag.className = "lbl-region-label";
+      tag.textContent = r.labels.length ? r.labels.join(", ") : "No label";
+      var what = document.createElement("span");
+      what.className = "lbl-region-what";
+      what.textContent = r.kind === "span" ? "“" + (r.text.length > 60 ? r.text.slice(0, 57) + "…" : r.text) + "”"
+        : Math.round(r.width) + " × " + Math.round(r.height) + " % at " + Math.round(r.x) + ", " + Math.round(r.y);
+      main.appendChild(tag);
+      main.appendChild(what);
+      main.addEventListener("click", function () { select(r.id); });
+      var del = document.createElement("button");
+      del.type = "button";
+      del.className = "lbl-region-delete";
+      del.setAttribute("aria-label", "Delete region " + (i + 1));
+      del.dataset.testid = "delete-region";
+      del.textContent = "×";
+      del.addEventListener("click", function () { removeRegion(r.id); });
+      li.appendChild(main);
+      li.appendChild(del);
+      list.appendChild(li);
+    });
+    var count = document.getElementById("lbl-region-count");
+    if (count) count.textContent = String(regions.length);
+    var hint = document.getElementById("lbl-regions-empty");
+    if (hint) hint.hidden = regions.length > 0;
+  }
+
+  function render() {
+    Object.keys(DATA.texts || {}).forEach(renderText);
+    all("[data-stage-for]").forEach(function (s) { renderBoxes(s.dataset.stageFor); });
+    renderList();
+  }
+
+  // --- hotkeys ---------------------------------------------------------------------------------------
+  document.addEventListener("keydown", function (e) {
+    var t = e.target;
+    var typing = t && (t.tagName === "TEXTAREA" || t.isContentEditable ||
+      (t.tagName === "INPUT" && !/^(radio|checkbox|button|submit)$/.test(t.type)));
+    if ((e.ctrlKey || e.metaKey) && e.key === "Enter") { e.preventDefault(); form.requestSubmit(); return; }
+    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+    if ((e.key === "Delete" || e.key === "Backspace") && selectedId) { e.preventDefault(); removeRegion(selectedId); return; }
+    if (e.key === "Escape") { selectedId = null; render(); return; }
+    if (e.key.length !== 1) return;
+    var key = e.key.toLowerCase();
+    var target = all("[data-hotkey]").filter(function (el) { return el.dataset.hotkey.toLowerCase() === key; })[0];
+    if (target) { e.preventDefault(); target.click(); }
+  });
+
+  // --- the result, in Label Studio's format ----------------------------------------------------------
+  function buildResult() {
+    var result = [], problems = [];
+    all(".lbl-control").forEach(function (ctl) {
+      var base = { from_name: ctl.dataset.control, to_name: ctl.dataset.to, type: ctl.dataset.type };
+      var value = null;
+      if (ctl.dataset.type === "choices") {
+        var checked = all("input:checked", ctl).map(function (i) { return i.value; });
+        if (checked.length) value = { choices: checked };
+      } else if (ctl.dataset.type === "textarea") {
+        var ta = ctl.querySelector("textarea");
+        if (ta && ta.value.trim()) value = { text: [ta.value] };
+      } else if (ctl.dataset.type === "rating") {
+        var star = ctl.querySelector("input:checked");
+        if (star) value = { rating: parseInt(star.value, 10) };
+      } else if (ctl.dataset.type === "number") {
+        var num = ctl.querySelector("input");
+        if (num && num.value !== "") value = { number: Number(num.value) };
+      }
+      if (value) result.push(Object.assign({ id: rid() }, base, { value: value }));
+      else if (ctl.dataset.required && !/labels$/.test(ctl.dataset.type)) {
+        problems.push("“" + (ctl.querySelector("legend") || {}).textContent.replace("*", "").trim() + "” is required.");
+      }
+    });
+    regions.forEach(function (r, i) {
+      var ctl = document.querySelector('.lbl-control[data-control="' + CSS.escape(r.control) + '"]');
+      var base = { id: r.id, from_name: r.control, to_name: r.to, type: ctl.dataset.type };
+      if (r.kind === "span") {
+        result.push(Object.assign(base, { value: { start: r.start, end: r.end, text: r.text, labels: r.labels } }));
+        return;
+      }
+      if (!r.labels.length) { problems.push("Box " + (i + 1) + " has no label: select it and pick a label."); return; }
+      var img = stageFor(r.to).querySelector("img");
+      result.push(Object.assign(base, {
+        original_width: img.naturalWidth, original_height: img.naturalHeight, image_rotation: 0,
+        value: { x: r.x, y: r.y, width: r.width, height: r.height, rotation: 0, rectanglelabels: r.labels }
+      }));
+    });
+    return { result: result, problems: problems };
+  }
+
+  function showError(message) {
+    var box = document.getElementById("label-errors");
+    box.textContent = "";
+    var div = document.createElement("div");
+    div.className = "flash flash-error";
+    div.setAttribute("role", "alert");
+    div.dataset.testid = "label-error";
+    div.textContent = message;
+    box.appendChild(div);
+  }
+
+  var busy = false;
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    if (busy) return;
+    var built = buildResult();
+    if (built.problems.length) { showError(built.problems.join(" ")); return; }
+    if (!built.result.length) { showError("The annotation is empty: label something before submitting."); return; }
+    form.elements.result.value = JSON.stringify(built.result);
+    form.elements.lead_time.value = ((Date.now() - started) / 1000).toFixed(3);
+    var body = new URLSearchParams();
+    ["_csrf_token", "task", "result", "lead_time"].forEach(function (k) {
+      if (form.elements[k]) body.append(k, form.elements[k].value);
+    });
+    var button = form.querySelector("[type=submit]");
+    busy = true;
+    button.disabled = true;
+    fetch(form.action, { method: "POST", body: body, credentials: "same-origin",
+      headers: { "HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded" } })
+      .then(function (res) {
+        var to = res.headers.get("HX-Redirect");
+        if (to) { window.location.assign(to); return null; }
+        return res.text().then(function (html) {
+          if (res.status === 422) {
+            var box = document.getElementById("label-errors");
+            box.innerHTML = html; // a server-rendered, escaped fragment
+          } else {
+            showError("The annotation could not be saved (" + res.status + "). Reload the page and try again.");
+          }
+        });
+      })
+      .catch(function () { showError("The server could not be reached. Check the connection and submit again."); })
+      .then(function () { busy = false; button.disabled = false; });
+  });
+
+  render();
+})();
