@@ -29,7 +29,6 @@ from test_browser_flow import (  # the same server/browser approach as the main 
     CHROMIUM_ARGS,
     IN_CI,
     REPO,
-    TIMEOUT_MS,
     Console,
     Server,
     _free_port,
