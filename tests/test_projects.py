@@ -133,3 +133,22 @@ def test_create_from_template_then_edit_settings_and_delete(client, runtime):
         actions = [e.action for e in db.scalars(select(AuditEvent).where(AuditEvent.object_type == "project"))]
     assert actions == ["project.created", "project.updated", "project.deleted"]
     assert project_id > 0
+
+
+def test_instructions_are_markdown_rendered_safely(client, runtime):
+    world = make_tenant(runtime, "acme")
+    login(client, world.owner)
+    r = post_form(client, "/t/acme/projects", {"title": "Docs", "template": "text-classification"})
+    path = r.headers["location"]
+    project_id = int(path.rsplit("/", 1)[1])
+    with runtime.unit_of_work(world.tenant_id) as db:
+        db.add(Task(project_id=project_id, data={"text": "hello"}, created_at=utcnow()))
+        project = svc.get_project(db, project_id)
+        project.instructions = ("Be **careful**.\n\n<script>alert(1)</script>\n\n"
+                                "[click](javascript:alert(2)) [docs](https://example.com/guide)")
+    page = client.get(f"{path}/label")
+    assert page.status_code == 200
+    assert "<strong>careful</strong>" in page.text
+    assert "<script>alert(1)</script>" not in page.text and "&lt;script&gt;" in page.text
+    assert 'href="javascript:' not in page.text
+    assert 'href="https://example.com/guide"' in page.text

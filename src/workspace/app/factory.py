@@ -25,6 +25,7 @@ from workspace.runtime import Runtime, build_runtime
 from workspace.tenancy import routes as tenancy_routes
 from workspace.web.errors import exception_handlers
 from workspace.web.guards import PUBLIC, authorize, requires
+from workspace.web.markdown import render_markdown
 from workspace.web.sessions import RotatingSessionConfig
 from workspace.web.throttle import LoginThrottle
 from workspace.web.uow import STATE_DB, finish_session
@@ -147,5 +148,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
     )
     env = template_config.engine_instance.engine
     env.globals["workspace_version"] = __import__("workspace").__version__
+    env.filters["markdown"] = render_markdown
     env.autoescape = True
     return app
