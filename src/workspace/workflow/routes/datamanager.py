@@ -1,3 +1,120 @@
-"""datamanager routes (being built)."""
+"""The data manager: a project's task table with filters, keyset paging and bulk deletion.
 
-route_handlers: list = []
+Who sees what: members holding ``project:review`` (in the tenant or on this project) see every task;
+everyone else who can read the project (annotators) sees only the tasks they annotated themselves.
+Filters and paging swap only the table when asked by htmx (and push the URL); a plain request gets
+the whole page. Bulk deletion is two steps: a first POST shows the count to confirm, a second POST
+with ``confirm=1`` deletes. Any selected id that is not a task of this project answers 404 and
+deletes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Template
+
+from workspace.tenancy.errors import Invalid
+from workspace.web.blocking import in_thread
+from workspace.web.forms import many, one
+from workspace.web.guards import requires
+from workspace.web.render import ctx_of, fragment, is_htmx, notice, page, see_other
+from workspace.web.uow import request_session as _db
+from workspace.web.uow import runtime_of
+from workspace.workflow import datamanager as dm
+from workspace.workflow import services as svc
+
+Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+
+def _only_annotated_by(request: Request[Any, Any, Any], project_id: int) -> int | None:
+    """None for reviewers and above (all tasks); the user's id for annotators (their own tasks)."""
+    ctx = ctx_of(request)
+    if runtime_of(request).authz.can(ctx.user_id, ctx.tenant_id, "project:review", project_id):
+        return None
+    return ctx.user_id
+
+
+def _can_delete(request: Request[Any, Any, Any], project_id: int) -> bool:
+    ctx = ctx_of(request)
+    return ctx.has("project:update") or runtime_of(request).authz.can(ctx.user_id, ctx.tenant_id, "project:update",
+                                                                       project_id)
+
+
+def _url(slug: str, project_id: int, params: dict[str, str]) -> str:
+    base = f"/t/{slug}/projects/{project_id}/data"
+    return f"{base}?{urlencode(params)}" if params else base
+
+
+@get("/t/{slug:str}/projects/{project_id:int}/data", opt=requires("project:read", nav="projects"), name="data_manager")
+@in_thread
+def data_manager(request: Request[Any, Any, Any], slug: FromPath[str], project_id: FromPath[int]) -> Template:
+    db = _db(request)
+    project = svc.get_project(db, project_id)
+    params = {k: request.query_params.get(k) or "" for k in (*dm.FILTER_FIELDS, "after", "before", "select")}
+    filters, errors = dm.parse_filters(params)
+    own_only = _only_annotated_by(request, project_id)
+    result = dm.list_tasks(db, project_id, filters, after=params["after"] or None, before=params["before"] or None,
+                           only_annotated_by=own_only)
+    matching = dm.count_matching(db, project_id, filters, only_annotated_by=own_only)
+    base_query = filters.query()
+    columns = dm.data_columns(project)
+    context = {
+        "project": project, "filters": filters, "errors": errors, "page_rows": result.rows,
+        "columns": columns, "short": dm.short, "other_summary": dm.other_summary, "matching": matching,
+        "count_cap": dm.COUNT_CAP, "own_only": own_only is not None,
+        "select_page": params["select"] == "page", "base_query": base_query,
+        "data_url": _url(slug, project_id, {}),
+        "first_url": _url(slug, project_id, base_query) if (result.prev_cursor or params["after"] or params["before"]) else None,
+        "next_url": _url(slug, project_id, {**base_query, "after": result.next_cursor}) if result.next_cursor else None,
+        "prev_url": _url(slug, project_id, {**base_query, "before": result.prev_cursor}) if result.prev_cursor else None,
+        "select_page_url": _url(slug, project_id, {**base_query, **{k: params[k] for k in ("after", "before") if params[k]},
+                                                   "select": "page"}),
+        "sort_urls": {s: _url(slug, project_id, {**filters.query(), "sort": s}) for s in dm.SORTS},
+        "sorts": dm.SORTS, "states": dm.STATES, "can_delete": _can_delete(request, project_id),
+    }
+    if is_htmx(request):
+        return fragment(request, "workflow/partials/_dm_table.html", oob=True, **context)
+    members = [] if own_only is not None else dm.annotator_choices(db)
+    return page(request, "workflow/datamanager.html", mode="table", members=members, **context)
+
+
+@post("/t/{slug:str}/projects/{project_id:int}/data/delete", opt=requires("project:update", nav="projects"),
+      name="data_manager_delete")
+@in_thread
+def delete_tasks(request: Request[Any, Any, Any], slug: FromPath[str], project_id: FromPath[int],
+                 data: Form) -> Template | Redirect:
+    db = _db(request)
+    project = svc.get_project(db, project_id)
+    filters, errors = dm.parse_filters({k: one(data, k) for k in dm.FILTER_FIELDS})
+    back = _url(slug, project_id, filters.query())
+    own_only = _only_annotated_by(request, project_id)
+    all_matching = one(data, "all_matching") == "1"
+    ids: list[int] = []
+    if not all_matching:
+        ids = dm.selected_ids(db, project_id, many(data, "ids"), only_annotated_by=own_only)  # 404 on a foreign id
+        if not ids:
+            notice(request, "Select the tasks to delete first.", "error")
+            return see_other(back)
+        count = len(ids)
+    else:
+        if errors:
+            raise Invalid("Fix the filter before deleting every task that matches it.")
+        count = dm.count_matching(db, project_id, filters, only_annotated_by=own_only, cap=None)
+    if one(data, "confirm") != "1":
+        context = {"project": project, "filters": filters, "ids": ids, "all_matching": all_matching,
+                   "count": count, "back_url": back, "hidden": filters.query()}
+        if is_htmx(request):
+            return fragment(request, "workflow/partials/_dm_confirm.html", **context)
+        return page(request, "workflow/datamanager.html", mode="confirm", **context)
+    deleted = dm.delete_tasks(db, ctx_of(request), project_id, ids=None if all_matching else ids,
+                              filters=filters if all_matching else None, only_annotated_by=own_only)
+    notice(request, f"Deleted {deleted} {'task' if deleted == 1 else 'tasks'}.")
+    return see_other(back)
+
+
+route_handlers = [data_manager, delete_tasks]
