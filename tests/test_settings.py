@@ -82,3 +82,16 @@ def test_unmatched_routes_get_security_headers_and_a_styled_404(client):
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "Not found" in response.text and "<html" in response.text
+
+
+def test_csp_lets_browsers_load_presigned_media_from_s3(tmp_path):
+    from workspace.app.factory import content_security_policy
+
+    local = load_settings({"WORKSPACE_DATA_DIR": str(tmp_path)})
+    assert "media-src 'self' data:;" in content_security_policy(local)
+    s3 = load_settings({"WORKSPACE_DATA_DIR": str(tmp_path), "WORKSPACE_S3_ENDPOINT": "minio.internal:9000",
+                        "WORKSPACE_S3_ACCESS_KEY": "a", "WORKSPACE_S3_SECRET_KEY": "b", "WORKSPACE_S3_BUCKET": "c",
+                        "WORKSPACE_S3_SECURE": "false"})
+    policy = content_security_policy(s3)
+    assert "img-src 'self' data: http://minio.internal:9000;" in policy
+    assert "script-src 'self'" in policy

@@ -5,9 +5,11 @@ Shared by the web app, the CLI and job workers, so all three run the same servic
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +21,9 @@ from workspace.db.registry import load_models
 from workspace.tenancy.authz import Authz, attach_redis_watcher
 from workspace.tenancy.scoping import bind_tenant
 
+if TYPE_CHECKING:
+    from workspace.media import MediaStore
+
 __all__ = ["Runtime", "build_runtime"]
 
 
@@ -29,6 +34,20 @@ class Runtime:
     session_factory: sessionmaker[Session]
     authz: Authz
     watcher: object | None = field(default=None)
+    _media: MediaStore | None = field(default=None, repr=False, compare=False)
+    _media_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def media(self) -> MediaStore:
+        """The tenant-prefixed media store (S3 when ``settings.s3`` is set, else the local folder),
+        built on first use so processes that never touch media don't load minio."""
+        if self._media is None:
+            with self._media_lock:
+                if self._media is None:
+                    from workspace.media import media_store_from_settings
+
+                    self._media = media_store_from_settings(self.settings)
+        return self._media
 
     @contextmanager
     def unit_of_work(self, tenant_id: int | None = None, actor: Actor = SYSTEM) -> Iterator[Session]:

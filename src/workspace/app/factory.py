@@ -40,12 +40,22 @@ SECURITY_HEADERS = [
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
     ("referrer-policy", "same-origin"),
-    (
-        "content-security-policy",
-        "default-src 'self'; img-src 'self' data:; media-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-    ),
 ]
+
+
+def content_security_policy(settings: Settings) -> str:
+    """Strict CSP; media may also come from the S3 endpoint, whose presigned URLs browsers load directly."""
+    media = "'self' data:"
+    if settings.s3 is not None:
+        endpoint = settings.s3.endpoint
+        if "://" not in endpoint:
+            endpoint = ("https://" if settings.s3.secure else "http://") + endpoint
+        media += " " + endpoint.rstrip("/")
+    return (f"default-src 'self'; img-src {media}; media-src {media}; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+
+
+CSP_FALLBACK = "default-src 'self'; frame-ancestors 'none'"
 
 
 class StartupError(RuntimeError):
@@ -88,6 +98,8 @@ async def security_headers(message: Message, scope: Scope) -> None:
     for key, value in SECURITY_HEADERS:
         if key not in headers:
             headers[key] = value
+    if "content-security-policy" not in headers:
+        headers["content-security-policy"] = scope["app"].state.get("csp") or CSP_FALLBACK
 
 
 def _stores(settings: Settings) -> dict[str, Store]:
@@ -142,6 +154,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         request_max_body_size=64 * 1024 * 1024,
     )
     app.state["runtime"] = runtime
+    app.state["csp"] = content_security_policy(settings)
     app.state["settings"] = settings
     app.state["throttle"] = LoginThrottle(
         stores["throttle"], max_failures=settings.login_max_failures, window=settings.login_window_seconds

@@ -1,12 +1,13 @@
 """Pages and endpoints of the labeling workflow, one module per area; ``route_handlers`` collects them."""
 
-from workspace.workflow.routes import datamanager, imports, labeling, projects
+from workspace.workflow.routes import datamanager, imports, labeling, media, projects
 
 route_handlers = [
     *projects.route_handlers,
     *imports.route_handlers,
     *datamanager.route_handlers,
     *labeling.route_handlers,
+    *media.route_handlers,
 ]
 
 __all__ = ["route_handlers"]

@@ -30,9 +30,11 @@ from workspace.web.forms import one
 from workspace.web.guards import requires
 from workspace.web.render import ctx_of, fragment, is_htmx, page, see_other
 from workspace.web.uow import request_session as _db
+from workspace.web.uow import runtime_of
 from workspace.workflow import annotations as ann
 from workspace.workflow import services as svc
 from workspace.workflow.label_config import CONTROL_TAGS, LabelConfig, parse_label_config
+from workspace.workflow.media_import import media_url
 from workspace.workflow.models import Annotation, Project, Task
 from workspace.lib.xmlsafe import Element
 
@@ -86,7 +88,7 @@ def _label_items(control_element: Element, data: dict[str, Any], dynamic: str | 
     return items
 
 
-def _nodes(element: Element, config: LabelConfig, data: dict[str, Any]) -> list[dict[str, Any]]:
+def _nodes(element: Element, config: LabelConfig, data: dict[str, Any], media: Any = None) -> list[dict[str, Any]]:
     """A render model of the config tree for ``templates/workflow/partials/_label_node.html``."""
     objects = {o.name: o for o in config.objects}
     controls = {c.name: c for c in config.controls}
@@ -96,7 +98,7 @@ def _nodes(element: Element, config: LabelConfig, data: dict[str, Any]) -> list[
         node: dict[str, Any] = {"tag": tag, "name": attrs.get("name", "")}
         if tag == "View":
             node.update(kind="view", inline=attrs.get("display") == "inline",
-                        children=_nodes(child, config, data))
+                        children=_nodes(child, config, data, media))
         elif tag == "Header":
             node.update(kind="header", text=_stringify(_field_value(data, attrs.get("value"))) or child.text.strip(),
                         size=attrs.get("size", "4"))
@@ -113,7 +115,7 @@ def _nodes(element: Element, config: LabelConfig, data: dict[str, Any]) -> list[
             url = _field_value(data, attrs.get("value") or attrs.get("valueList"))
             if isinstance(url, list):
                 url = url[0] if url else None
-            node.update(kind=kind, src=safe_media_src(url, kind), url=_stringify(url), field=_FIELD.sub(r"\1",
+            node.update(kind=kind, src=(media(url) if media else None) or safe_media_src(url, kind), url=_stringify(url), field=_FIELD.sub(r"\1",
                         attrs.get("value") or attrs.get("valueList") or ""), missing=url in (None, ""))
         elif tag in CONTROL_TAGS and node["name"] in controls:
             control = controls[node["name"]]
@@ -138,7 +140,8 @@ def _label_page(request: Request[Any, Any, Any], project: Project, task: Task | 
     db = _db(request)
     config = parse_label_config(project.label_config)
     data = task.data if task is not None and isinstance(task.data, dict) else {}
-    nodes = _nodes(config.root, config, data) if task is not None else []
+    sign = lambda value: media_url(runtime_of(request), ctx_of(request).tenant_id, value)  # "/media/<key>" -> short-lived URL
+    nodes = _nodes(config.root, config, data, sign) if task is not None else []
     texts = {o.name: ann.task_text(o, data) for o in config.objects if o.tag in ("Text", "HyperText")}
     kinds = {c.result_type for c in config.controls}
     total = db.scalar(select(func.count(Task.id)).where(Task.project_id == project.id)) or 0
