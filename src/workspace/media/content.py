@@ -22,6 +22,7 @@ __all__ = [
     "INLINE_MEDIA_TYPES",
     "OCTET_STREAM",
     "SNIFF_BYTES",
+    "read_head",
     "ServingHeaders",
     "content_disposition",
     "is_inline_media",
@@ -260,3 +261,14 @@ def make_thumbnail(
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ThumbnailError(f"the image could not be decoded: {exc}") from exc
+
+
+def read_head(stream: BinaryIO) -> bytes:
+    """Up to ``SNIFF_BYTES`` from a stream, however short its reads are."""
+    head = b""
+    while len(head) < SNIFF_BYTES:
+        chunk = stream.read(SNIFF_BYTES - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head

@@ -19,6 +19,7 @@ from workspace.media.content import (
     OCTET_STREAM,
     SNIFF_BYTES,
     normalize_content_type,
+    read_head,
     sniff,
 )
 from workspace.media.errors import MediaError
@@ -148,15 +149,6 @@ class _Prepended(io.RawIOBase):
         return len(data)
 
 
-def _read_head(stream: BinaryIO) -> bytes:
-    head = b""
-    while len(head) < SNIFF_BYTES:
-        chunk = stream.read(SNIFF_BYTES - len(head))
-        if not chunk:
-            break
-        head += chunk
-    return head
-
 
 def prepare_upload(
     data: bytes | bytearray | memoryview | BinaryIO, content_type: str | None
@@ -171,7 +163,7 @@ def prepare_upload(
         raise TypeError("data must be bytes or a binary stream with read()")
     if content_type is not None:
         return data, None, normalize_content_type(content_type)
-    head = _read_head(data)
+    head = read_head(data)
     return _Prepended(head, data), None, sniff(head) or OCTET_STREAM  # type: ignore[return-value]
 
 

@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from workspace.lib.outbound import GuardedClient, OutboundError, OutboundPolicy
 from workspace.lib.timeutil import utcnow
 from workspace.media import MediaError, MediaKeyError, MediaNotFound, MediaStore
-from workspace.media.content import SNIFF_BYTES, sniff
+from workspace.media.content import read_head, sniff
 from workspace.media.keys import validate_key
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Conflict, Invalid, ServiceError
@@ -191,15 +191,6 @@ class _Metered(io.RawIOBase):
         return len(data)
 
 
-def _read_head(stream: BinaryIO) -> bytes:
-    head = b""
-    while len(head) < SNIFF_BYTES:
-        chunk = stream.read(SNIFF_BYTES - len(head))
-        if not chunk:
-            break
-        head += chunk
-    return head
-
 
 class _Stager:
     """Stores objects under ``uploads/<batch>/`` and remembers every key, so ``discard`` removes them."""
@@ -214,7 +205,7 @@ class _Stager:
     def add(self, label: str, name: str, stream: BinaryIO, *, skip_non_media: bool = False,
             check=None) -> str | None:  # type: ignore[no-untyped-def]
         """Store one file; the key, or None when skipped. ``label`` names it in errors."""
-        head = _read_head(stream)
+        head = read_head(stream)
         content_type = sniff(head)
         if content_type is None or not content_type.startswith(self.kind + "/"):
             if skip_non_media:
