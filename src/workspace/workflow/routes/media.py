@@ -20,10 +20,12 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from workspace.media import MediaError, MediaNotFound
 from workspace.media.local import LocalMediaStore
+from workspace.web.blocking import in_thread
 from workspace.web.guards import PUBLIC, requires
 from workspace.web.uow import runtime_of
 
@@ -41,8 +43,9 @@ def _chunks(path: Path, size: int) -> Iterator[bytes]:
             yield data
 
 
-@get("/media/{path:path}", opt=requires(PUBLIC), name="media_signed", sync_to_thread=True)
-def serve_media(request: Request[Any, Any, Any], path: str) -> Response[Any]:
+@get("/media/{path:path}", opt=requires(PUBLIC), name="media_signed")
+@in_thread
+def serve_media(request: Request[Any, Any, Any], path: FromPath[str]) -> Response[Any]:
     store = runtime_of(request).media
     if not isinstance(store, LocalMediaStore):
         raise NotFoundException("Not found")
