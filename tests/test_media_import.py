@@ -463,3 +463,21 @@ def test_upload_store_serve_on_s3(s3_settings):
             assert client.get(f"/media/{world.tenant_id}/uploads/1/s3.png?exp=1&sig=x").status_code == 404
     finally:
         rt.close()
+
+
+def test_data_manager_shows_pillow_thumbnails_of_image_tasks(client, runtime):
+    world, pid = _project(client, runtime)
+    big = io.BytesIO()
+    Image.new("RGB", (1200, 800), (20, 120, 200)).save(big, "PNG")
+    assert _upload(client, "acme", pid, [("big.png", big.getvalue())]).status_code == 303
+    page = client.get(f"/t/acme/projects/{pid}/data")
+    assert page.status_code == 200
+    src = re.search(r'class="dm-thumb" src="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    thumb = client.get(src)
+    assert thumb.status_code == 200 and thumb.headers["content-type"].startswith("image/")
+    with Image.open(io.BytesIO(thumb.content)) as image:
+        assert max(image.size) <= 160 and image.size == (160, 107)
+    # Made once, kept in the media store next to the original; the next page view reuses it.
+    assert any(k.startswith("thumbs/uploads/") for k in runtime.media.list_keys(world.tenant_id, "thumbs/"))
+    again = client.get(f"/t/acme/projects/{pid}/data")
+    assert 'class="dm-thumb"' in again.text

@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from workspace.lib.outbound import GuardedClient, OutboundError, OutboundPolicy
 from workspace.lib.timeutil import utcnow
 from workspace.media import MediaError, MediaKeyError, MediaNotFound, MediaStore
-from workspace.media.content import read_head, sniff
+from workspace.media.content import make_thumbnail, read_head, sniff
 from workspace.media.keys import validate_key
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Conflict, Invalid, ServiceError
@@ -489,3 +489,32 @@ def media_url(runtime: Runtime, tenant_id: int, value: object, *, expires: timed
     except MediaError:
         return None
 
+
+
+THUMB_PREFIX = "thumbs/"
+
+
+def thumbnail_url(runtime: Runtime, tenant_id: int, value: object) -> str | None:
+    """A short-lived URL of a small JPEG/PNG thumbnail of an image task value ``"/media/<key>"``.
+
+    Made once with Pillow (pixel-count limit against decompression bombs, EXIF orientation applied)
+    and kept in the media store under ``thumbs/<key>``; None for anything that is not a readable image
+    of this tenant (audio, a missing object, a bomb), so callers show the plain value instead.
+    """
+    if not isinstance(value, str) or not value.startswith(MEDIA_PREFIX):
+        return None
+    key = value[len(MEDIA_PREFIX):].split("?", 1)[0].split("#", 1)[0]
+    try:
+        validate_key(key)
+        thumb_key = THUMB_PREFIX + key
+        store = runtime.media
+        if not store.exists(tenant_id, thumb_key):
+            reader = store.open(tenant_id, key)
+            if not (reader.content_type or "").startswith("image/"):
+                return None
+            with reader:
+                data = make_thumbnail(reader, (160, 160))
+            store.put(tenant_id, thumb_key, data, content_type=None)
+        return store.url_for(tenant_id, thumb_key, expires=VIEW_URL_EXPIRY)
+    except MediaError:  # ThumbnailError and ImageTooLarge included
+        return None

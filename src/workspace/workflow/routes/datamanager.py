@@ -23,6 +23,8 @@ from workspace.web.blocking import in_thread
 from workspace.web.forms import many, one
 from workspace.web.guards import requires
 from workspace.web.render import ctx_of, fragment, is_htmx, notice, page, see_other
+from workspace.workflow.label_config import parse_label_config
+from workspace.workflow.media_import import thumbnail_url
 from workspace.web.uow import request_session as _db
 from workspace.web.uow import runtime_of
 from workspace.workflow import datamanager as dm
@@ -63,7 +65,12 @@ def data_manager(request: Request[Any, Any, Any], slug: FromPath[str], project_i
     matching = dm.count_matching(db, project_id, filters, only_annotated_by=own_only)
     base_query = filters.query()
     columns = dm.data_columns(project)
+    image_fields = {o.field for o in parse_label_config(project.label_config).objects if o.tag == "Image" and o.field}
+    runtime, tenant_id = runtime_of(request), ctx_of(request).tenant_id
+    thumbs = {(r.id, c): url for r in result.rows for c in columns if c in image_fields
+              for url in [thumbnail_url(runtime, tenant_id, r.data.get(c))] if url}
     context = {
+        "thumbs": thumbs,
         "project": project, "filters": filters, "errors": errors, "page_rows": result.rows,
         "columns": columns, "short": dm.short, "other_summary": dm.other_summary, "matching": matching,
         "count_cap": dm.COUNT_CAP, "own_only": own_only is not None,
