@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,14 +76,15 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait(timeout=5)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+@contextmanager
+def serve_embedded(prefix: str = "ws-browser-") -> Iterator[tuple[Server, Path]]:
+    """A real ``workspace serve`` in embedded mode on a free loopback port, with its data directory."""
     executable = REPO / ".venv" / "bin" / "workspace"
     if not executable.exists():
         executable = Path(sys.executable).with_name("workspace")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    data_dir = Path(tempfile.mkdtemp(prefix="ws-browser-"))
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("WORKSPACE_") or k == "WORKSPACE_HTMX_PATH"}
     # Embedded mode (SQLite, no Redis). Invitation links must point at this server without any setting.
@@ -113,10 +115,16 @@ def server() -> Iterator[Server]:
         password = re.search(r"^\s+password:\s+(\S+)\s*$", text, re.M)
         if not (email and password):
             pytest.fail("the demo credentials were not printed:\n" + text)
-        yield Server(url, email.group(1), password.group(1), process, lines)
+        yield Server(url, email.group(1), password.group(1), process, lines), data_dir
     finally:
         _stop(process)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with serve_embedded() as (running, _data_dir):
+        yield running
 
 
 # --- the browser ---------------------------------------------------------------------------------

@@ -10,14 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
-import threading
-import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,16 +18,11 @@ from pathlib import Path
 import pytest
 
 from test_browser_flow import (  # the same server/browser approach as the main browser flow
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    IN_CI,
-    REPO,
     Console,
     Server,
-    _free_port,
-    _healthy,
-    _stop,
+    browser,  # noqa: F401  (a fixture shared with the main flow)
     new_page,
+    serve_embedded,
     shot,
     sign_in,
 )
@@ -47,62 +35,8 @@ TEXT = "Ada Lovelace met Charles Babbage in London in 1833."
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[Server, Path]]:
     """``workspace serve`` in embedded mode; also yields its data directory (for the SQLite file)."""
-    executable = REPO / ".venv" / "bin" / "workspace"
-    if not executable.exists():
-        executable = Path(sys.executable).with_name("workspace")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    data_dir = Path(tempfile.mkdtemp(prefix="ws-label-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKSPACE_") or k == "WORKSPACE_HTMX_PATH"}
-    env.update(WORKSPACE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1",
-               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
-    process = subprocess.Popen([str(executable), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               bufsize=1)
-    lines: list[str] = []
-
-    def drain() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-
-    threading.Thread(target=drain, daemon=True).start()
-    try:
-        deadline = time.monotonic() + 30
-        while not _healthy(url):
-            if process.poll() is not None:
-                pytest.fail("workspace serve exited early:\n" + "\n".join(lines))
-            if time.monotonic() > deadline:
-                pytest.fail("workspace serve did not answer /healthz within 30 s:\n" + "\n".join(lines))
-            time.sleep(0.1)
-        text = "\n".join(lines)
-        email = re.search(r"^\s+e-mail:\s+(\S+)\s*$", text, re.M)
-        password = re.search(r"^\s+password:\s+(\S+)\s*$", text, re.M)
-        if not (email and password):
-            pytest.fail("the demo credentials were not printed:\n" + text)
-        yield Server(url, email.group(1), password.group(1), process, lines), data_dir
-    finally:
-        _stop(process)
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(f"{reason}; CI=true: browser tests must run")
-        pytest.skip(reason)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if IN_CI:
-            pytest.fail("python playwright is not installed; CI=true: browser tests must run")
-        pytest.skip("python playwright is not installed (pip install -e .[test])")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    with serve_embedded("ws-label-") as running:
+        yield running
 
 
 # --- the served instance's database ----------------------------------------------------------------
