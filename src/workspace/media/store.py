@@ -26,6 +26,7 @@ from workspace.media.errors import MediaError
 
 __all__ = [
     "CHUNK_SIZE",
+    "PrependedStream",
     "DEFAULT_URL_EXPIRY",
     "MAX_URL_EXPIRY",
     "MediaReader",
@@ -123,7 +124,7 @@ def check_expiry(expires: timedelta) -> timedelta:
     return expires
 
 
-class _Prepended(io.RawIOBase):
+class PrependedStream(io.RawIOBase):
     """``head`` followed by the rest of ``stream`` (after sniffing a non-seekable stream)."""
 
     def __init__(self, head: bytes, stream: BinaryIO) -> None:
@@ -164,7 +165,7 @@ def prepare_upload(
     if content_type is not None:
         return data, None, normalize_content_type(content_type)
     head = read_head(data)
-    return _Prepended(head, data), None, sniff(head) or OCTET_STREAM  # type: ignore[return-value]
+    return PrependedStream(head, data), None, sniff(head) or OCTET_STREAM  # type: ignore[return-value]
 
 
 class MediaStore(abc.ABC):

@@ -48,6 +48,7 @@ from workspace.lib.timeutil import utcnow
 from workspace.media import MediaError, MediaKeyError, MediaNotFound, MediaStore
 from workspace.media.content import make_thumbnail, read_head, sniff
 from workspace.media.keys import validate_key
+from workspace.media.store import PrependedStream
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Conflict, Invalid, ServiceError
 from workspace.tenancy.scoping import stamp_rows
@@ -159,37 +160,22 @@ def safe_file_name(name: str, used: set[str] | None = None) -> str:
 # ------------------------------------------------------------------------------------------ staging
 
 
-class _Metered(io.RawIOBase):
+class _Metered(PrependedStream):
     """Reads ``head`` then ``stream``; hashes what passes and calls ``check(total)`` on every read,
     so limits are enforced on the bytes actually read while the store consumes them."""
 
     def __init__(self, head: bytes, stream: BinaryIO, digest, check) -> None:  # type: ignore[no-untyped-def]
-        super().__init__()
-        self._head, self._stream, self._digest, self._check = head, stream, digest, check
+        super().__init__(head, stream)
+        self._digest, self._check = digest, check
         self.count = 0
 
-    def readable(self) -> bool:
-        return True
-
     def read(self, size: int = -1) -> bytes:
-        if self._head:
-            if size is None or size < 0:
-                data, self._head = self._head + (self._stream.read() or b""), b""
-            else:
-                data, self._head = self._head[:size], self._head[size:]
-        else:
-            data = (self._stream.read() if size is None or size < 0 else self._stream.read(size)) or b""
+        data = super().read(size)
         if data:
             self.count += len(data)
             self._check(self.count)
             self._digest.update(data)
         return data
-
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
 
 
 class _Stager:
