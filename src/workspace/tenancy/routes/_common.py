@@ -28,12 +28,11 @@ def safe_next(value: str | None) -> str:
     return "/"
 
 
-def record_for_user_tenants(runtime, user_id: int, action: str, actor: Actor, changes: dict | None = None) -> None:  # type: ignore[no-untyped-def]
-    """Auth events belong to every tenant the user is a member of; written in their own transaction."""
-    with runtime.unit_of_work(actor=actor) as db:
-        for tenant, membership in repo.active_memberships_of_user(db, user_id):
-            record(db, action, tenant_id=tenant.id, object_type="user", object_id=user_id,
-                   object_label=actor.label, changes=changes or {}, actor=actor)
+def record_for_user_tenants(db: Session, user_id: int, action: str, actor: Actor) -> None:
+    """Sign-in events belong to every tenant the user is an active member of."""
+    for tenant, _membership in repo.active_memberships_of_user(db, user_id):
+        record(db, action, tenant_id=tenant.id, object_type="user", object_id=user_id,
+               object_label=actor.label, actor=actor)
 
 
 def role_name(db: Session, key: str) -> str:

@@ -9,7 +9,6 @@ from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from workspace.audit.chain import record
 from workspace.tenancy import repositories as repo
 from workspace.tenancy import services as svc
 from workspace.tenancy.errors import Invalid
@@ -64,7 +63,9 @@ async def login(request: Request[Any, Any, Any], data: Form) -> Template | Redir
             db_of(request).rollback()  # the response is an error: nothing of this transaction stays
             if known_id is not None:
                 actor = request_actor(request, type_="anonymous", label=email)
-                record_for_user_tenants(runtime, known_id, "auth.login_failed", actor)
+                # The request's transaction rolls back (401), so the failure is written in its own.
+                with runtime.unit_of_work(actor=actor) as db:
+                    record_for_user_tenants(db, known_id, "auth.login_failed", actor)
 
         await anyio.to_thread.run_sync(log_failure)
         return page(request, "auth/login.html", status=401, next=target, email=email,
@@ -74,10 +75,7 @@ async def login(request: Request[Any, Any, Any], data: Form) -> Template | Redir
 
     def log_success() -> None:
         actor = request_actor(request, type_="user", id_=str(user.id), label=user.email)
-        db = db_of(request)
-        for tenant, _m in repo.active_memberships_of_user(db, user.id):
-            record(db, "auth.login", tenant_id=tenant.id, object_type="user", object_id=user.id,
-                   object_label=user.email, actor=actor)
+        record_for_user_tenants(db_of(request), user.id, "auth.login", actor)
 
     await anyio.to_thread.run_sync(log_success)
     return see_other(target)
@@ -90,9 +88,7 @@ def logout(request: Request[Any, Any, Any]) -> Redirect:
     db = db_of(request)
     if user is not None:
         actor = request_actor(request, type_="user", id_=str(user.id), label=user.email)
-        for tenant, _m in repo.active_memberships_of_user(db, user.id):
-            record(db, "auth.logout", tenant_id=tenant.id, object_type="user", object_id=user.id,
-                   object_label=user.email, actor=actor)
+        record_for_user_tenants(db, user.id, "auth.logout", actor)
     request.clear_session()
     return see_other("/login")
 
