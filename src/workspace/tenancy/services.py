@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workspace.audit.chain import Actor, record, set_actor
+from workspace.audit.chain import Actor, set_actor
 from workspace.lib.secrets import digest, new_secret
 from workspace.lib.timeutil import as_utc, utcnow
 from workspace.tenancy import repositories as repo
@@ -483,7 +483,3 @@ def resolve_api_key(session: Session, key: str) -> ApiToken | None:
         return None
     return token
 
-
-def log_event(session: Session, tenant_id: int, action: str, **kwargs) -> int:  # type: ignore[no-untyped-def]
-    """Record a semantic event (login, logout, permission denied) in the session's transaction."""
-    return record(session, action, tenant_id=tenant_id, **kwargs)

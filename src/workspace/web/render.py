@@ -9,13 +9,12 @@ from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 
 from workspace.tenancy.context import TenantContext
-from workspace.tenancy.errors import ServiceError
 from workspace.tenancy.models import User
 from workspace.tenancy.repositories import active_memberships_of_user
 from workspace.web.guards import STATE_CTX, STATE_USER
 from workspace.web.uow import request_session
 
-__all__ = ["page", "fragment", "ctx_of", "user_of", "notice", "see_other", "is_htmx", "form_errors"]
+__all__ = ["page", "fragment", "ctx_of", "user_of", "notice", "see_other", "is_htmx"]
 
 
 def ctx_of(request: Request[Any, Any, Any]) -> TenantContext:
@@ -67,6 +66,3 @@ def notice(request: Request[Any, Any, Any], message: str, category: str = "succe
 def see_other(path: str) -> Redirect:
     return Redirect(path=path, status_code=303)
 
-
-def form_errors(exc: ServiceError) -> dict[str, str]:
-    return {exc.field or "__all__": exc.message}
