@@ -7,6 +7,7 @@ in the caller's transaction, so an error anywhere rolls the whole import back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import BinaryIO
 
 from sqlalchemy import insert, select
@@ -50,8 +51,13 @@ def import_tasks(
     allow_duplicate: bool = False,
     limits: ImportLimits = ImportLimits(),
     batch_size: int = 5000,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> ImportBatch:
-    """Import a seekable file. Raises Invalid (with the row and field) or Conflict (already imported)."""
+    """Import a seekable file. Raises Invalid (with the row and field) or Conflict (already imported).
+
+    ``on_batch(tasks_so_far, bytes_read)`` is called after each inserted batch (progress for import jobs;
+    it may raise to abort the import, which then rolls back like any other error).
+    """
     project = get_project(session, project_id)
     config = parse_label_config(project.label_config)
     fingerprint = content_fingerprint(source)
@@ -85,6 +91,8 @@ def import_tasks(
             tasks += len(rows)
             ann_rows, pred_rows = [], []
             if not need_ids:
+                if on_batch is not None:
+                    on_batch(tasks, source.tell())
                 continue
             for task_id, record in zip(ids, records, strict=True):
                 for a in record.annotations:
@@ -101,6 +109,8 @@ def import_tasks(
             if pred_rows:
                 session.execute(insert(Prediction), stamp_rows(session, pred_rows))
                 predictions += len(pred_rows)
+            if on_batch is not None:
+                on_batch(tasks, source.tell())
     except TaskImportError as exc:
         raise Invalid(f"{filename}: {exc} Nothing was imported.", field="file") from None
     if tasks == 0:
