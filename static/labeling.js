@@ -1,4 +1,5 @@
-/* The labeling page: text spans, image boxes, hotkeys, and the Label Studio result built on submit.
+/* The labeling page: text spans, image boxes, polygons and keypoints, hotkeys, and the Label Studio
+   result built on submit.
    The page itself is rendered on the server from the label config; this file only adds interaction.
    CSP-safe: no inline scripts, no inline style attributes (colors and positions go through CSSOM). */
 (function () {
@@ -9,7 +10,9 @@
   if (!form || !dataEl) return;
   var DATA = JSON.parse(dataEl.textContent || "{}");
   var started = Date.now();
-  var regions = []; // {id, kind: "span"|"box", control, to, labels, start, end, text | x, y, width, height}
+  // {id, kind, control, to, labels, suggested?} and, by kind: span {start, end, text}, box {x, y, width, height},
+  // poly {points: [[x, y], ...]}, point {x, y, width}; image positions are percent of the image.
+  var regions = [];
   var selectedId = null;
   var pending = null; // {to, start, end}: the current text selection, as offsets
   var active = {}; // control name -> active label value
@@ -129,60 +132,144 @@
   });
 
   // --- label buttons ---------------------------------------------------------------------------------
+  // Image controls: RectangleLabels draws boxes, PolygonLabels polygons, KeyPointLabels points.
+  var SHAPES = { rectanglelabels: "box", polygonlabels: "poly", keypointlabels: "point" };
+
+  function find(id) { return regions.filter(function (r) { return r.id === id; })[0]; }
+  function showActive(ctl) {
+    all(".lbl-label", ctl).forEach(function (b) {
+      b.setAttribute("aria-pressed", String(active[ctl.dataset.control] === b.dataset.label));
+    });
+  }
+
   all(".lbl-label").forEach(function (btn) {
     btn.addEventListener("mousedown", function (e) { e.preventDefault(); }); // keep the text selection
     btn.addEventListener("click", function () {
       var ctl = btn.closest(".lbl-control");
       var name = ctl.dataset.control, label = btn.dataset.label, type = ctl.dataset.type;
       if (type === "labels" && pending && pending.to === ctl.dataset.to && addSpan(name, label)) return;
-      var sel = regions.filter(function (r) { return r.id === selectedId; })[0];
-      if (type === "rectanglelabels" && sel && sel.kind === "box" && sel.control === name) {
+      var sel = find(selectedId);
+      if (SHAPES[type] && sel && sel.control === name) { // relabel the selected shape
         sel.labels = [label];
+        sel.suggested = false;
         render();
         return;
       }
       active[name] = active[name] === label ? null : label;
-      all(".lbl-label", ctl).forEach(function (b) {
-        b.setAttribute("aria-pressed", String(active[name] === b.dataset.label));
-      });
+      showActive(ctl);
+      if (SHAPES[type] && active[name]) { // one drawing tool per image: the other image controls step back
+        all(".lbl-control").forEach(function (other) {
+          if (other === ctl || other.dataset.to !== ctl.dataset.to || !SHAPES[other.dataset.type]) return;
+          active[other.dataset.control] = null;
+          showActive(other);
+        });
+      }
     });
   });
 
-  // --- image boxes -----------------------------------------------------------------------------------
+  // --- image regions: boxes, polygons, keypoints (positions in percent of the image) -----------------
+  var SVG = "http://www.w3.org/2000/svg";
+  var POINT_SIZE = 0.6; // a keypoint's value.width: its size in percent of the image width
+  var drawing = null; // the polygon being drawn: {region, cursor: [x, y] | null}
+
   function stageFor(name) { return document.querySelector('[data-stage-for="' + CSS.escape(name) + '"]'); }
 
-  function renderBoxes(name) {
+  function paint(el, r, alpha) {
+    var color = r.labels.length ? colorOf(r.control, r.labels[0]) : "#667085";
+    el.style.setProperty("--c", color);
+    el.style.setProperty("--c-soft", hexToRgba(color, alpha));
+  }
+  function place(el, x, y) { el.style.left = x + "%"; el.style.top = y + "%"; }
+  function classes(base, r) {
+    return base + (r.id === selectedId ? " is-selected" : "") + (r.labels.length ? "" : " is-unlabeled") +
+      (r.suggested ? " is-suggested" : "");
+  }
+  function tag(className, r) {
+    var el = document.createElement("span");
+    el.className = className;
+    el.textContent = r.labels.length ? r.labels.join(", ") : "No label";
+    return el;
+  }
+
+  function boxEl(r) {
+    var box = document.createElement("div");
+    box.className = classes("lbl-box", r);
+    box.dataset.region = r.id;
+    place(box, r.x, r.y);
+    box.style.width = r.width + "%";
+    box.style.height = r.height + "%";
+    paint(box, r, 0.16);
+    box.appendChild(tag("lbl-box-tag", r));
+    var handle = document.createElement("span");
+    handle.className = "lbl-handle";
+    handle.dataset.handle = "se";
+    box.appendChild(handle);
+    return box;
+  }
+
+  function pointEl(r) {
+    var el = document.createElement("span");
+    el.className = classes("lbl-point", r);
+    el.dataset.region = r.id;
+    place(el, r.x, r.y);
+    paint(el, r, 0.3);
+    el.appendChild(tag("lbl-shape-tag", r));
+    return el;
+  }
+
+  function drawPolygon(svg, overlay, r) {
+    var open = drawing !== null && drawing.region === r;
+    var points = open && drawing.cursor ? r.points.concat([drawing.cursor]) : r.points;
+    var shape = document.createElementNS(SVG, open ? "polyline" : "polygon");
+    shape.setAttribute("points", points.map(function (p) { return p[0] + "," + p[1]; }).join(" "));
+    shape.setAttribute("class", classes("lbl-poly", r) + (open ? " is-open" : ""));
+    shape.dataset.region = r.id;
+    paint(shape, r, 0.2);
+    svg.appendChild(shape);
+    r.points.forEach(function (p, i) { // vertices are HTML, so they stay round on a stretched image
+      var v = document.createElement("span");
+      v.className = "lbl-vertex" + (r.id === selectedId ? " is-selected" : "") + (open && i === 0 ? " is-first" : "");
+      v.dataset.region = r.id;
+      v.dataset.vertex = String(i);
+      place(v, p[0], p[1]);
+      paint(v, r, 0.2);
+      overlay.appendChild(v);
+    });
+    if (open) return;
+    var top = r.points.reduce(function (a, p) { return p[1] < a[1] ? p : a; });
+    var label = tag("lbl-shape-tag lbl-poly-tag", r);
+    place(label, top[0], top[1]);
+    paint(label, r, 0.2);
+    overlay.appendChild(label);
+  }
+
+  function renderShapes(name) {
     var stage = stageFor(name);
     if (!stage) return;
     var overlay = stage.querySelector(".lbl-overlay");
     overlay.textContent = "";
-    regions.filter(function (r) { return r.kind === "box" && r.to === name; }).forEach(function (r, i) {
-      var box = document.createElement("div");
-      box.className = "lbl-box" + (r.id === selectedId ? " is-selected" : "") + (r.labels.length ? "" : " is-unlabeled");
-      box.dataset.region = r.id;
-      box.style.left = r.x + "%";
-      box.style.top = r.y + "%";
-      box.style.width = r.width + "%";
-      box.style.height = r.height + "%";
-      var color = r.labels.length ? colorOf(r.control, r.labels[0]) : "#667085";
-      box.style.setProperty("--c", color);
-      box.style.setProperty("--c-soft", hexToRgba(color, 0.16));
-      var tag = document.createElement("span");
-      tag.className = "lbl-box-tag";
-      tag.textContent = r.labels.length ? r.labels.join(", ") : "No label";
-      box.appendChild(tag);
-      var handle = document.createElement("span");
-      handle.className = "lbl-handle";
-      handle.dataset.handle = "se";
-      box.appendChild(handle);
-      overlay.appendChild(box);
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "lbl-shapes");
+    svg.setAttribute("viewBox", "0 0 100 100");
+    svg.setAttribute("preserveAspectRatio", "none");
+    overlay.appendChild(svg);
+    regions.filter(function (r) { return r.to === name && r.kind !== "span"; }).forEach(function (r) {
+      if (r.kind === "box") overlay.appendChild(boxEl(r));
+      else if (r.kind === "point") overlay.appendChild(pointEl(r));
+      else drawPolygon(svg, overlay, r);
     });
+  }
+
+  function closePolygon() {
+    var r = drawing.region;
+    drawing = null;
+    select(r.id);
   }
 
   all("[data-stage-for]").forEach(function (stage) {
     var name = stage.dataset.stageFor;
     var overlay = stage.querySelector(".lbl-overlay");
-    var ctls = controlsFor(name, "rectanglelabels");
+    var ctls = all(".lbl-control").filter(function (c) { return c.dataset.to === name && SHAPES[c.dataset.type]; });
     if (!ctls.length) { overlay.classList.add("is-passive"); return; }
     stage.classList.add("is-drawable");
     var drag = null;
@@ -192,43 +279,82 @@
       return { x: clamp((e.clientX - rect.left) / rect.width * 100, 0, 100),
         y: clamp((e.clientY - rect.top) / rect.height * 100, 0, 100) };
     }
+    function tool() { // the control whose label is picked, else the first one of this image
+      var ctl = ctls.filter(function (c) { return active[c.dataset.control]; })[0] || ctls[0];
+      var label = active[ctl.dataset.control];
+      return { control: ctl.dataset.control, kind: SHAPES[ctl.dataset.type], labels: label ? [label] : [] };
+    }
 
     overlay.addEventListener("pointerdown", function (e) {
       if (e.button !== 0) return;
       e.preventDefault();
-      var p = point(e);
-      var boxEl = e.target.closest(".lbl-box");
-      if (boxEl) {
-        var r = regions.filter(function (x) { return x.id === boxEl.dataset.region; })[0];
+      var p = point(e), t = tool();
+      var hit = e.target.closest("[data-region]");
+      var r = hit ? find(hit.dataset.region) : null;
+      var vertex = hit && hit.dataset.vertex !== undefined ? Number(hit.dataset.vertex) : null;
+      if (drawing) { // each click adds a point; the first point (or Enter) closes the polygon
+        if (drawing.region.to !== name) return; // it is being drawn on another image
+        if (r !== drawing.region || vertex === null) {
+          drawing.region.points.push([p.x, p.y]);
+          render();
+        } else if (vertex === 0 && drawing.region.points.length >= 3) closePolygon();
+        return;
+      }
+      // A picked keypoint label places points on boxes and polygons too (an eye inside a face).
+      var onBody = r && r.kind !== "point" && vertex === null && !e.target.dataset.handle;
+      if (r && !(onBody && t.kind === "point" && t.labels.length)) {
         select(r.id);
-        drag = { mode: e.target.dataset.handle ? "resize" : "move", r: r, p: p,
+        if (vertex !== null) drag = { mode: "vertex", r: r, i: vertex };
+        else if (r.kind === "poly") drag = { mode: "move", r: r, p: p, orig: r.points.map(function (q) { return q.slice(); }) };
+        else drag = { mode: e.target.dataset.handle ? "resize" : "move", r: r, p: p,
           orig: { x: r.x, y: r.y, width: r.width, height: r.height } };
       } else {
-        var ctl = ctls.filter(function (c) { return active[c.dataset.control]; })[0] || ctls[0];
-        var label = active[ctl.dataset.control];
-        var nr = { id: rid(), kind: "box", control: ctl.dataset.control, to: name, labels: label ? [label] : [],
-          x: p.x, y: p.y, width: 0, height: 0, fresh: true };
+        var nr = { id: rid(), kind: t.kind, control: t.control, to: name, labels: t.labels };
+        if (t.kind === "box") {
+          Object.assign(nr, { x: p.x, y: p.y, width: 0, height: 0 });
+          drag = { mode: "draw", r: nr, p: p };
+        } else if (t.kind === "point") {
+          Object.assign(nr, { x: p.x, y: p.y, width: POINT_SIZE });
+          drag = { mode: "move", r: nr, p: p, orig: { x: p.x, y: p.y } };
+        } else {
+          nr.points = [[p.x, p.y]];
+          drawing = { region: nr, cursor: null };
+        }
         regions.push(nr);
-        selectedId = nr.id;
-        drag = { mode: "draw", r: nr, p: p };
+        select(nr.id);
       }
-      overlay.setPointerCapture(e.pointerId);
+      if (drag) overlay.setPointerCapture(e.pointerId);
     });
 
     overlay.addEventListener("pointermove", function (e) {
-      if (!drag) return;
-      var p = point(e), r = drag.r, o = drag.orig;
+      var p = point(e);
+      if (!drag) { // the edge from the last point follows the pointer
+        if (drawing && drawing.region.to === name) { drawing.cursor = [p.x, p.y]; renderShapes(name); }
+        return;
+      }
+      var r = drag.r, o = drag.orig, dx = p.x - (drag.p || p).x, dy = p.y - (drag.p || p).y;
+      drag.moved = true;
       if (drag.mode === "draw") {
         r.x = Math.min(p.x, drag.p.x); r.y = Math.min(p.y, drag.p.y);
         r.width = Math.abs(p.x - drag.p.x); r.height = Math.abs(p.y - drag.p.y);
-      } else if (drag.mode === "move") {
-        r.x = clamp(o.x + p.x - drag.p.x, 0, 100 - o.width);
-        r.y = clamp(o.y + p.y - drag.p.y, 0, 100 - o.height);
-      } else {
-        r.width = clamp(o.width + p.x - drag.p.x, 0.5, 100 - o.x);
-        r.height = clamp(o.height + p.y - drag.p.y, 0.5, 100 - o.y);
+      } else if (drag.mode === "vertex") {
+        r.points[drag.i] = [p.x, p.y];
+      } else if (drag.mode === "resize") {
+        r.width = clamp(o.width + dx, 0.5, 100 - o.x);
+        r.height = clamp(o.height + dy, 0.5, 100 - o.y);
+      } else if (r.kind === "box") {
+        r.x = clamp(o.x + dx, 0, 100 - o.width);
+        r.y = clamp(o.y + dy, 0, 100 - o.height);
+      } else if (r.kind === "point") {
+        r.x = clamp(o.x + dx, 0, 100);
+        r.y = clamp(o.y + dy, 0, 100);
+      } else { // a polygon moves as a whole and stays on the image
+        var xs = o.map(function (q) { return q[0]; }), ys = o.map(function (q) { return q[1]; });
+        dx = clamp(dx, -Math.min.apply(null, xs), 100 - Math.max.apply(null, xs));
+        dy = clamp(dy, -Math.min.apply(null, ys), 100 - Math.max.apply(null, ys));
+        r.points = o.map(function (q) { return [q[0] + dx, q[1] + dy]; });
       }
-      renderBoxes(name);
+      renderShapes(name);
     });
 
     function finish(e) {
@@ -237,13 +363,28 @@
         regions = regions.filter(function (x) { return x !== drag.r; });
         selectedId = null;
       }
-      delete drag.r.fresh;
+      if (drag.moved) drag.r.suggested = false;
       drag = null;
       if (overlay.hasPointerCapture && overlay.hasPointerCapture(e.pointerId)) overlay.releasePointerCapture(e.pointerId);
       render();
     }
     overlay.addEventListener("pointerup", finish);
     overlay.addEventListener("pointercancel", finish);
+  });
+
+  // Predictions: their image regions start the annotation, editable like the annotator's own.
+  (DATA.suggestions || []).forEach(function (s) {
+    var v = s.value, r = { id: s.id, control: s.from_name, to: s.to_name, suggested: true };
+    if (!stageFor(r.to)) return; // the image is not shown, so the region could not be edited
+    if (s.type === "rectanglelabels") {
+      Object.assign(r, { kind: "box", x: v.x, y: v.y, width: v.width, height: v.height, rotation: v.rotation,
+        labels: v.rectanglelabels });
+    } else if (s.type === "polygonlabels") {
+      Object.assign(r, { kind: "poly", points: v.points.map(function (q) { return [q[0], q[1]]; }), labels: v.polygonlabels });
+    } else {
+      Object.assign(r, { kind: "point", x: v.x, y: v.y, width: v.width, labels: v.keypointlabels });
+    }
+    regions.push(r);
   });
 
   // --- the region list -------------------------------------------------------------------------------
@@ -253,9 +394,18 @@
   }
 
   function removeRegion(id) {
+    if (drawing && drawing.region.id === id) drawing = null;
     regions = regions.filter(function (r) { return r.id !== id; });
     if (selectedId === id) selectedId = null;
     render();
+  }
+
+  function describe(r) {
+    var at = Math.round(r.x) + ", " + Math.round(r.y);
+    if (r.kind === "span") return "“" + (r.text.length > 60 ? r.text.slice(0, 57) + "…" : r.text) + "”";
+    if (r.kind === "poly") return r.points.length + " points" + (drawing && drawing.region === r ? ", not closed" : "");
+    if (r.kind === "point") return "point at " + at;
+    return Math.round(r.width) + " × " + Math.round(r.height) + " % at " + at;
   }
 
   function renderList() {
@@ -276,10 +426,15 @@
       tag.textContent = r.labels.length ? r.labels.join(", ") : "No label";
       var what = document.createElement("span");
       what.className = "lbl-region-what";
-      what.textContent = r.kind === "span" ? "“" + (r.text.length > 60 ? r.text.slice(0, 57) + "…" : r.text) + "”"
-        : Math.round(r.width) + " × " + Math.round(r.height) + " % at " + Math.round(r.x) + ", " + Math.round(r.y);
+      what.textContent = describe(r);
       main.appendChild(tag);
       main.appendChild(what);
+      if (r.suggested) {
+        var badge = document.createElement("span");
+        badge.className = "lbl-region-badge";
+        badge.textContent = "suggested";
+        main.appendChild(badge);
+      }
       main.addEventListener("click", function () { select(r.id); });
       var del = document.createElement("button");
       del.type = "button";
@@ -300,7 +455,7 @@
 
   function render() {
     Object.keys(DATA.texts || {}).forEach(renderText);
-    all("[data-stage-for]").forEach(function (s) { renderBoxes(s.dataset.stageFor); });
+    all("[data-stage-for]").forEach(function (s) { renderShapes(s.dataset.stageFor); });
     renderList();
   }
 
@@ -311,8 +466,18 @@
       (t.tagName === "INPUT" && !/^(radio|checkbox|button|submit)$/.test(t.type)));
     if ((e.ctrlKey || e.metaKey) && e.key === "Enter") { e.preventDefault(); form.requestSubmit(); return; }
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (drawing && e.key === "Enter") {
+      e.preventDefault();
+      if (drawing.region.points.length >= 3) closePolygon();
+      return;
+    }
     if ((e.key === "Delete" || e.key === "Backspace") && selectedId) { e.preventDefault(); removeRegion(selectedId); return; }
-    if (e.key === "Escape") { selectedId = null; render(); return; }
+    if (e.key === "Escape") {
+      if (drawing) removeRegion(drawing.region.id); // give up the polygon being drawn
+      selectedId = null;
+      render();
+      return;
+    }
     if (e.key.length !== 1) return;
     var key = e.key.toLowerCase();
     var target = all("[data-hotkey]").filter(function (el) { return el.dataset.hotkey.toLowerCase() === key; })[0];
@@ -350,11 +515,20 @@
         result.push(Object.assign(base, { value: { start: r.start, end: r.end, text: r.text, labels: r.labels } }));
         return;
       }
-      if (!r.labels.length) { problems.push("Box " + (i + 1) + " has no label: select it and pick a label."); return; }
+      var what = { box: "Box", poly: "Polygon", point: "Keypoint" }[r.kind] + " " + (i + 1);
+      if (drawing && drawing.region === r) {
+        problems.push(what + " is not closed: click its first point or press Enter.");
+        return;
+      }
+      if (!r.labels.length) { problems.push(what + " has no label: select it and pick a label."); return; }
+      var value = r.kind === "box"
+        ? { x: r.x, y: r.y, width: r.width, height: r.height, rotation: r.rotation || 0, rectanglelabels: r.labels }
+        : r.kind === "poly"
+          ? { points: r.points.map(function (p) { return [p[0], p[1]]; }), polygonlabels: r.labels, closed: true }
+          : { x: r.x, y: r.y, width: r.width, keypointlabels: r.labels };
       var img = stageFor(r.to).querySelector("img");
       result.push(Object.assign(base, {
-        original_width: img.naturalWidth, original_height: img.naturalHeight, image_rotation: 0,
-        value: { x: r.x, y: r.y, width: r.width, height: r.height, rotation: 0, rectanglelabels: r.labels }
+        original_width: img.naturalWidth, original_height: img.naturalHeight, image_rotation: 0, value: value
       }));
     });
     return { result: result, problems: problems };

@@ -20,13 +20,18 @@ from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Invalid, NotFound
 from workspace.tenancy.repositories import fetch
 from workspace.workflow.label_config import ControlTag, LabelConfig, ObjectTag, parse_label_config
-from workspace.workflow.models import Annotation, Project, Task
+from workspace.workflow.models import Annotation, Prediction, Project, Task
 
-__all__ = ["ResultInvalid", "get_task", "next_task", "submit_annotation", "task_text", "validate_result",
-           "plain_text_of_html", "MAX_RESULT_REGIONS", "MAX_TEXTAREA_CHARS"]
+__all__ = ["ResultInvalid", "get_task", "next_task", "submit_annotation", "suggested_regions", "task_text",
+           "validate_result", "plain_text_of_html", "IMAGE_RESULT_TYPES", "MAX_RESULT_REGIONS", "MAX_TEXTAREA_CHARS",
+           "MAX_POLYGON_POINTS"]
 
 MAX_RESULT_REGIONS = 5000
 MAX_TEXTAREA_CHARS = 100_000
+MAX_POLYGON_POINTS = 10_000
+# Results placed on an image: they carry the image's pixel size, and a prediction of one of these types
+# starts the annotation on the labeling page (see suggested_regions).
+IMAGE_RESULT_TYPES = frozenset({"rectanglelabels", "polygonlabels", "keypointlabels"})
 # Region-level keys Label Studio writes besides id/from_name/to_name/type/value.
 _EXTRA_REGION_KEYS = frozenset({"origin", "original_width", "original_height", "image_rotation", "parentID",
                                 "score", "readonly", "hidden", "meta", "item_index"})
@@ -160,7 +165,7 @@ def _check_span(index: int, obj: ObjectTag, value: dict[str, Any], data: dict[st
                            f"({text[start:end]!r})")
 
 
-def _check_rectangle(index: int, region: dict[str, Any], value: dict[str, Any]) -> None:
+def _check_rectangle(index: int, value: dict[str, Any]) -> None:
     for key in ("x", "y", "width", "height", "rotation"):
         if not _number(value.get(key)):
             raise _fail(index, f"value.{key} must be a number")
@@ -174,13 +179,44 @@ def _check_rectangle(index: int, region: dict[str, Any], value: dict[str, Any]) 
                            "x + width and y + height must stay within 100 percent")
     if not -360 <= value["rotation"] <= 360:
         raise _fail(index, "value.rotation must be degrees within -360..360")
+
+
+def _check_polygon(index: int, value: dict[str, Any]) -> None:
+    points = value.get("points")
+    if not isinstance(points, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(_number(c) for c in p) for p in points):
+        raise _fail(index, "value.points must be a list of [x, y] pairs of numbers")
+    distinct = len({(x, y) for x, y in points})
+    if distinct < 3:
+        raise _fail(index, f"a polygon needs at least 3 distinct points, got {distinct}")
+    if len(points) > MAX_POLYGON_POINTS:
+        raise _fail(index, f"a polygon may have at most {MAX_POLYGON_POINTS} points, got {len(points)}")
+    for number, (x, y) in enumerate(points, 1):
+        if not (0 <= x <= 100 and 0 <= y <= 100):
+            raise _fail(index, f"point {number} ({x}, {y}) is outside the image; x and y are percent in 0..100")
+    if value.get("closed", True) is not True:
+        raise _fail(index, "value.closed must be true: an open polygon is not a region")
+
+
+def _check_keypoint(index: int, value: dict[str, Any]) -> None:
+    for key in ("x", "y", "width"):
+        if not _number(value.get(key)):
+            raise _fail(index, f"value.{key} must be a number")
+    x, y = value["x"], value["y"]
+    if not (0 <= x <= 100 and 0 <= y <= 100):
+        raise _fail(index, f"the keypoint ({x}, {y}) is outside the image; x and y are percent in 0..100")
+    if not 0 < value["width"] <= 100:
+        raise _fail(index, "value.width is the point's size in percent of the image width (more than 0, at most 100)")
+
+
+def _check_image_size(index: int, region: dict[str, Any]) -> None:
     for key in ("original_width", "original_height"):
         size = region.get(key)
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             raise _fail(index, f"{key} must be the image's size in pixels (a positive whole number)")
 
 
-def _check_value(index: int, control: ControlTag, obj: ObjectTag, region: dict[str, Any], value: dict[str, Any],
+def _check_value(index: int, control: ControlTag, obj: ObjectTag, value: dict[str, Any],
                  data: dict[str, Any]) -> None:
     kind = control.result_type
     if kind == "choices":
@@ -193,20 +229,15 @@ def _check_value(index: int, control: ControlTag, obj: ObjectTag, region: dict[s
     elif kind == "rectanglelabels":
         _check_keys(index, value, {"x", "y", "width", "height", "rotation", "rectanglelabels"})
         _check_labels_list(index, control, value, "rectanglelabels")
-        _check_rectangle(index, region, value)
+        _check_rectangle(index, value)
     elif kind == "polygonlabels":
         _check_keys(index, value, {"points", "polygonlabels", "closed"})
         _check_labels_list(index, control, value, "polygonlabels")
-        points = value.get("points")
-        if (not isinstance(points, list) or len(points) < 3
-                or not all(isinstance(p, list) and len(p) == 2 and all(_number(c) and 0 <= c <= 100 for c in p)
-                           for p in points)):
-            raise _fail(index, "value.points must be at least 3 [x, y] pairs in percent within 0..100")
+        _check_polygon(index, value)
     elif kind == "keypointlabels":
         _check_keys(index, value, {"x", "y", "width", "keypointlabels"})
         _check_labels_list(index, control, value, "keypointlabels")
-        if not all(_number(value.get(k)) and 0 <= value[k] <= 100 for k in ("x", "y")):
-            raise _fail(index, "value.x and value.y must be percent within 0..100")
+        _check_keypoint(index, value)
     elif kind == "textarea":
         _check_keys(index, value, {"text"})
         texts = value.get("text")
@@ -235,6 +266,28 @@ def _check_value(index: int, control: ControlTag, obj: ObjectTag, region: dict[s
         raise _fail(index, f"results of type {kind!r} are not supported")
 
 
+def _check_region(index: int, region: dict[str, Any], controls: dict[str, ControlTag], objects: dict[str, ObjectTag],
+                  data: dict[str, Any]) -> ControlTag:
+    """The control ``region`` belongs to, once its names, type and value fit the config."""
+    from_name = region.get("from_name")
+    control = controls.get(from_name) if isinstance(from_name, str) else None
+    if control is None:
+        raise _fail(index, f"from_name {from_name!r} is not a control of the label config; "
+                           f"controls: {_quoted(controls)}")
+    to_name = region.get("to_name")
+    if to_name not in control.to_names:
+        raise _fail(index, f"to_name {to_name!r} is not the object {_describe(control)} labels; "
+                           f"use {_quoted(control.to_names)}")
+    if region.get("type") != control.result_type:
+        raise _fail(index, f"type {region.get('type')!r} does not match {_describe(control)}; "
+                           f'use "{control.result_type}"')
+    value = region.get("value")
+    if not isinstance(value, dict):
+        raise _fail(index, "value must be a JSON object")
+    _check_value(index, control, objects[to_name], value, data)
+    return control
+
+
 def validate_result(config: LabelConfig, data: dict[str, Any], result: Any) -> list[dict[str, Any]]:
     """``result`` if it is a valid Label Studio result for ``config`` and this task; else ResultInvalid."""
     if not isinstance(result, list):
@@ -254,28 +307,48 @@ def validate_result(config: LabelConfig, data: dict[str, Any], result: Any) -> l
         region_id = region.get("id")
         if not isinstance(region_id, str) or not region_id.strip() or len(region_id) > 64:
             raise _fail(index, "id must be a non-empty string of at most 64 characters")
-        from_name = region.get("from_name")
-        control = controls.get(from_name) if isinstance(from_name, str) else None
-        if control is None:
-            raise _fail(index, f"from_name {from_name!r} is not a control of the label config; "
-                               f"controls: {_quoted(controls)}")
-        to_name = region.get("to_name")
-        if to_name not in control.to_names:
-            raise _fail(index, f"to_name {to_name!r} is not the object {_describe(control)} labels; "
-                               f"use {_quoted(control.to_names)}")
-        if region.get("type") != control.result_type:
-            raise _fail(index, f"type {region.get('type')!r} does not match {_describe(control)}; "
-                               f'use "{control.result_type}"')
-        value = region.get("value")
-        if not isinstance(value, dict):
-            raise _fail(index, "value must be a JSON object")
-        _check_value(index, control, objects[to_name], region, value, data)
+        control = _check_region(index, region, controls, objects, data)
+        if control.result_type in IMAGE_RESULT_TYPES:
+            _check_image_size(index, region)
     present = {region["from_name"] for region in result}
     for control in config.controls:
         if control.options.get("required", "").lower() == "true" and control.name not in present:
             message = control.options.get("requiredMessage") or f"{_describe(control)} is required"
             raise ResultInvalid(message, field="result")
     return result
+
+
+def suggested_regions(session: Session, config: LabelConfig, task: Task) -> list[dict[str, Any]]:
+    """The image regions (boxes, polygons, keypoints) of the task's latest prediction that fit the config.
+
+    The labeling page starts from them, as Label Studio does: the annotator edits, deletes or keeps
+    each one, and whatever is left is submitted as their own result. Regions the config no longer
+    allows (a renamed label, a removed control, a point off the image) are left out, so a stale
+    prediction never blocks a submit. The image size is not required: the page reads it from the image.
+    """
+    prediction = session.scalars(
+        select(Prediction).where(Prediction.task_id == task.id)
+        .order_by(Prediction.created_at.desc(), Prediction.id.desc()).limit(1)
+    ).first()
+    if prediction is None or not isinstance(prediction.result, list):
+        return []
+    controls = {c.name: c for c in config.controls}
+    objects = {o.name: o for o in config.objects}
+    data = task.data if isinstance(task.data, dict) else {}
+    regions: list[dict[str, Any]] = []
+    for index, region in enumerate(prediction.result):
+        if not isinstance(region, dict) or region.get("type") not in IMAGE_RESULT_TYPES:
+            continue
+        try:
+            _check_region(index, region, controls, objects, data)
+        except ResultInvalid:
+            continue
+        region_id = region.get("id")
+        if not isinstance(region_id, str) or not region_id.strip() or len(region_id) > 64:
+            region_id = f"prediction-{prediction.id}-{index}"
+        regions.append({"id": region_id, "from_name": region["from_name"], "to_name": region["to_name"],
+                        "type": region["type"], "value": region["value"]})
+    return regions
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The labeling page: one task, the project's config rendered server-side, results in Label Studio's format.
 
 The page is built from a small view model (:func:`_nodes`) walked by a recursive Jinja macro; the
-browser side (``static/labeling.js``) only adds interaction (span selection, boxes, hotkeys) and
-builds the ``result`` JSON on submit. The server validates that JSON strictly
-(:mod:`workspace.workflow.annotations`).
+browser side (``static/labeling.js``) only adds interaction (span selection, boxes, polygons,
+keypoints, hotkeys) and builds the ``result`` JSON on submit. The server validates that JSON strictly
+(:mod:`workspace.workflow.annotations`). The image regions of the task's latest prediction arrive
+as editable suggestions. ``HyperText`` is shown as sanitized HTML (:mod:`workspace.web.html`).
 
 Media: the app's CSP allows images from ``'self'`` and ``data:`` only, so a media URL from task data
 is put into ``<img>``/``<audio>`` only when it is a same-origin path under ``/media/`` or a ``data:``
@@ -28,6 +29,7 @@ from workspace.tenancy.errors import Invalid, NotFound
 from workspace.web.blocking import in_thread
 from workspace.web.forms import one
 from workspace.web.guards import requires
+from workspace.web.html import sanitize_html
 from workspace.web.render import ctx_of, fragment, is_htmx, page, see_other
 from workspace.web.uow import request_session as _db
 from workspace.web.uow import runtime_of
@@ -108,8 +110,11 @@ def _nodes(element: Element, config: LabelConfig, data: dict[str, Any], media: A
             obj = objects[node["name"]]
             text = ann.task_text(obj, data)
             raw = data.get(obj.field) if obj.field else None
+            # HyperText shows as sanitized HTML, unless spans are labeled in it: their offsets index its plain text.
+            spans = any(c.result_type == "labels" and obj.name in c.to_names for c in config.controls)
             node.update(kind="text", text=text if text is not None else _stringify(raw), field=obj.field,
-                        missing=obj.field not in data, html=tag == "HyperText")
+                        missing=obj.field not in data, html=tag == "HyperText",
+                        markup=sanitize_html(_stringify(raw)) if tag == "HyperText" and not spans else None)
         elif tag in ("Image", "Audio"):
             kind = tag.lower()
             url = _field_value(data, attrs.get("value") or attrs.get("valueList"))
@@ -144,14 +149,17 @@ def _label_page(request: Request[Any, Any, Any], project: Project, task: Task | 
     nodes = _nodes(config.root, config, data, sign) if task is not None else []
     texts = {o.name: ann.task_text(o, data) for o in config.objects if o.tag in ("Text", "HyperText")}
     kinds = {c.result_type for c in config.controls}
+    has_regions = bool(kinds & (ann.IMAGE_RESULT_TYPES | {"labels"}))  # the page lists regions
     total = db.scalar(select(func.count(Task.id)).where(Task.project_id == project.id)) or 0
     mine = db.scalar(select(func.count(func.distinct(Annotation.task_id)))
                      .where(Annotation.project_id == project.id, Annotation.completed_by_id == ctx_of(request).user_id)) or 0
     remaining_task = ann.next_task(db, project.id, ctx_of(request).user_id)
     return page(request, "workflow/label.html", status=status, project=project, task=task, nodes=nodes,
-                texts=texts, kinds=kinds, total=total, done=mine, error=error, has_remaining=remaining_task is not None,
+                texts=texts, kinds=kinds, has_regions=has_regions, total=total, done=mine, error=error,
+                has_remaining=remaining_task is not None,
                 client={"texts": {k: v for k, v in texts.items() if v is not None},
-                        "task": task.id if task else None})
+                        "task": task.id if task else None,
+                        "suggestions": ann.suggested_regions(db, config, task) if task is not None else []})
 
 
 @get("/t/{slug:str}/projects/{project_id:int}/label", opt=requires("project:annotate", nav="projects"),
