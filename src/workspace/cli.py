@@ -110,17 +110,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"  password: {demo[1]}")
     elif settings.is_sqlite and (settings.data_dir / "demo-credentials.txt").exists():
         print(f"Demo login: see {settings.data_dir / 'demo-credentials.txt'}")
-    worker = None
-    if settings.embedded:
-        from workspace.jobs.worker import start_embedded_worker
-
-        worker = start_embedded_worker(settings)
     sys.stdout.flush()
     trusted = os.environ.get("WORKSPACE_FORWARDED_ALLOW_IPS")
     uvicorn.run(app, host=args.host, port=args.port, proxy_headers=bool(trusted),
                 forwarded_allow_ips=trusted or None, log_level="info", access_log=False)
-    if worker is not None:
-        worker.stop()
     return 0
 
 

@@ -18,10 +18,12 @@ from workspace.audit.chain import SYSTEM, Actor, set_actor
 from workspace.config import Settings
 from workspace.db import make_engine, make_session_factory
 from workspace.db.registry import load_models
+from workspace.jobs.live import LiveBoard
 from workspace.tenancy.authz import Authz, attach_redis_watcher
 from workspace.tenancy.scoping import bind_tenant
 
 if TYPE_CHECKING:
+    from workspace.jobs.queue import JobQueue
     from workspace.media import MediaStore
 
 __all__ = ["Runtime", "build_runtime"]
@@ -34,8 +36,30 @@ class Runtime:
     session_factory: sessionmaker[Session]
     authz: Authz
     watcher: object | None = field(default=None)
+    job_board: LiveBoard = field(default_factory=LiveBoard, repr=False, compare=False)
     _media: MediaStore | None = field(default=None, repr=False, compare=False)
     _media_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _jobs: JobQueue | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Sessions send the jobs they create after commit through this runtime's queue.
+        info = self.session_factory.kw.setdefault("info", {})
+        info["job_dispatch"] = self.dispatch_job
+        info["job_board"] = self.job_board
+
+    @property
+    def jobs(self) -> JobQueue:
+        """The job queue: dramatiq on Redis when configured, else an in-process broker and worker."""
+        if self._jobs is None:
+            with self._media_lock:
+                if self._jobs is None:
+                    from workspace.jobs.queue import JobQueue
+
+                    self._jobs = JobQueue(self)
+        return self._jobs
+
+    def dispatch_job(self, job_id: int) -> None:
+        self.jobs.send(job_id)
 
     @property
     def media(self) -> MediaStore:
@@ -66,6 +90,9 @@ class Runtime:
             session.close()
 
     def close(self) -> None:
+        if self._jobs is not None:
+            self._jobs.stop()
+            self._jobs = None
         if self.watcher is not None:
             try:
                 self.watcher.close = True  # type: ignore[attr-defined]

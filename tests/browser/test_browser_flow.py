@@ -77,8 +77,10 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def serve_embedded(prefix: str = "ws-browser-") -> Iterator[tuple[Server, Path]]:
-    """A real ``workspace serve`` in embedded mode on a free loopback port, with its data directory."""
+def serve_embedded(prefix: str = "ws-browser-", **settings: str) -> Iterator[tuple[Server, Path]]:
+    """A real ``workspace serve`` in embedded mode on a free loopback port, with its data directory.
+
+    ``settings`` are extra ``WORKSPACE_*`` environment variables (e.g. a lower import-job threshold)."""
     executable = REPO / ".venv" / "bin" / "workspace"
     if not executable.exists():
         executable = Path(sys.executable).with_name("workspace")
@@ -89,7 +91,7 @@ def serve_embedded(prefix: str = "ws-browser-") -> Iterator[tuple[Server, Path]]
            if not k.startswith("WORKSPACE_") or k == "WORKSPACE_HTMX_PATH"}
     # Embedded mode (SQLite, no Redis). Invitation links must point at this server without any setting.
     env.update(WORKSPACE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1",
-               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", **settings)
     process = subprocess.Popen(
         [str(executable), "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,

@@ -17,6 +17,7 @@ from workspace.lib.secrets import digest
 from workspace.lib.timeutil import utcnow
 from workspace.tenancy.models import ApiToken, Invitation, Membership, ProjectGrant, Role, Team, TeamMember, User
 from workspace.tenancy.scoping import current_tenant_id
+from workspace.jobs.models import Job
 from workspace.workflow.models import Annotation, ImportBatch, Prediction, Project, Task
 
 
@@ -122,6 +123,14 @@ def make_import_batch(db: Session, marker: str) -> ImportBatch:
     return b
 
 
+def make_job(db: Session, marker: str, project_id: int | None = None) -> Job:
+    j = Job(kind="import", title=_tag(marker), project_id=project_id or make_project(db, marker).id,
+            params={"marker": marker})
+    db.add(j)
+    db.flush()
+    return j
+
+
 def make_audit_event(db: Session, marker: str) -> AuditEvent:
     seq = record(db, "test.event", tenant_id=current_tenant_id(db), object_label=_tag(marker))  # type: ignore[arg-type]
     from sqlalchemy import select
@@ -143,4 +152,5 @@ FACTORIES: dict[type, Callable[[Session, str], object]] = {
     Annotation: make_annotation,
     Prediction: make_prediction,
     ImportBatch: make_import_batch,
+    Job: make_job,
 }

@@ -12,12 +12,20 @@ import re
 from sqlalchemy import func, select
 
 from conftest import add_member, api_token, csrf_token, login, make_tenant, post_form
-from isolation.factories import make_api_token, make_invitation, make_project, make_project_grant, make_role, make_team
+from isolation.factories import (
+    make_api_token,
+    make_invitation,
+    make_job,
+    make_project,
+    make_project_grant,
+    make_role,
+    make_team,
+)
 from workspace.audit.models import AuditEvent
 from workspace.web.guards import ACCESS_KEY, PUBLIC, SIGNED_IN
 
 ID_PARAM = re.compile(r"\{(\w+_id):int\}")
-KINDS = {"membership_id", "invitation_id", "team_id", "role_id", "token_id", "project_id", "grant_id"}
+KINDS = {"membership_id", "invitation_id", "team_id", "role_id", "token_id", "project_id", "grant_id", "job_id"}
 
 
 def _routes(app):  # type: ignore[no-untyped-def]
@@ -40,6 +48,7 @@ def _objects(runtime, world, marker):  # type: ignore[no-untyped-def]
             "token_id": make_api_token(db, marker).id,
             "project_id": grant.project_id,
             "grant_id": grant.id,
+            "job_id": make_job(db, marker, project_id=grant.project_id).id,
         }
         make_project(db, marker)
     return ids

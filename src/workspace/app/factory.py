@@ -150,7 +150,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         openapi_config=None,
         debug=settings.debug,
-        on_shutdown=[runtime.close] if owns_runtime else [],
+        # Embedded mode runs jobs in this process; production runs them in `workspace worker`.
+        on_startup=[lambda: runtime.jobs.start_worker()] if settings.embedded else [],
+        on_shutdown=[lambda: runtime.jobs.stop_worker(), *([runtime.close] if owns_runtime else [])],
         request_max_body_size=64 * 1024 * 1024,
     )
     app.state["runtime"] = runtime

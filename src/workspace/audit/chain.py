@@ -3,6 +3,10 @@
 ``hash = SHA-256(prev_hash || canonical_json(event))`` with a gap-free ``seq`` per tenant. Appends
 lock the tenant's ``audit_head`` row, so concurrent writers queue instead of forking the chain.
 Everything runs on the caller's connection: the events commit or roll back with the change.
+
+The flush hook collects events; they are appended in ``before_commit`` (after a last flush), so a
+long transaction (a million-row import) holds its tenant's chain head only for the moment of its
+commit, not for its whole duration, and other members' changes don't queue behind it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ __all__ = [
 
 ACTOR_KEY = "audit_actor"
 KEY_KEY = "audit_key"
+PENDING_KEY = "audit_pending"  # events collected by flushes, appended just before commit
 
 HASHED_FIELDS = (
     "tenant_id",
@@ -171,8 +176,10 @@ def record(
     changes: dict[str, Any] | None = None,
     actor: Actor | None = None,
 ) -> int:
-    """Write one event now, in the session's transaction. Returns its sequence number."""
+    """Write one event now, in the session's transaction (after the events of earlier flushes).
+    Returns its sequence number."""
     session.flush()
+    _drain(session)
     entry = {
         "action": action,
         "object_type": object_type,
@@ -247,10 +254,29 @@ def _after_flush(session: Session, _ctx) -> None:  # type: ignore[no-untyped-def
             add(obj, "deleted", {k: [v, None] for k, v in _column_values(obj).items() if v is not None})
     if not per_tenant:
         return
+    pending: dict[int, list[dict[str, Any]]] = session.info.setdefault(PENDING_KEY, {})
+    for tenant_id, entries in per_tenant.items():
+        pending.setdefault(tenant_id, []).extend(entries)
+
+
+def _drain(session: Session) -> None:
+    """Append the events collected by flushes to their chains (locks each chain head until commit)."""
+    pending = session.info.pop(PENDING_KEY, None)
+    if not pending:
+        return
     conn = session.connection()
     key = _key(session)
-    for tenant_id in sorted(per_tenant):
-        append(conn, key, tenant_id, per_tenant[tenant_id])
+    for tenant_id in sorted(pending):
+        append(conn, key, tenant_id, pending[tenant_id])
+
+
+def _before_commit(session: Session) -> None:
+    session.flush()
+    _drain(session)
+
+
+def _discard(session: Session, *_args: object) -> None:
+    session.info.pop(PENDING_KEY, None)
 
 
 _installed = False
@@ -260,6 +286,8 @@ def install() -> None:
     global _installed
     if not _installed:
         event.listen(Session, "after_flush", _after_flush)
+        event.listen(Session, "before_commit", _before_commit)
+        event.listen(Session, "after_rollback", _discard)
         _installed = True
 
 

@@ -79,6 +79,9 @@ class Settings:
     login_window_seconds: int = 900
     cookie_secure: bool = False
     debug: bool = False
+    # Task files larger than this are imported by a background job with a progress bar.
+    import_job_bytes: int = 4 * 1024 * 1024
+    max_import_bytes: int = 2 * 1024 * 1024 * 1024
 
     @property
     def embedded(self) -> bool:
@@ -140,6 +143,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     extra: dict[str, object] = {}
     if env.get("WORKSPACE_PUBLIC_URL"):
         extra["public_url"] = env["WORKSPACE_PUBLIC_URL"].rstrip("/")
+    for name, attr in (("WORKSPACE_IMPORT_JOB_BYTES", "import_job_bytes"), ("WORKSPACE_MAX_IMPORT_BYTES", "max_import_bytes")):
+        if env.get(name):
+            try:
+                extra[attr] = int(env[name])
+            except ValueError:
+                raise SettingsError(f"{name} must be a whole number of bytes, got {env[name]!r}") from None
     if env.get("WORKSPACE_HTMX_PATH"):
         extra["htmx_path"] = Path(env["WORKSPACE_HTMX_PATH"])
     return Settings(

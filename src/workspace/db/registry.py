@@ -8,7 +8,8 @@ from workspace.db.base import Base
 
 __all__ = ["MODEL_MODULES", "load_models"]
 
-MODEL_MODULES = ("workspace.tenancy.models", "workspace.workflow.models", "workspace.audit.models")
+MODEL_MODULES = ("workspace.tenancy.models", "workspace.workflow.models", "workspace.audit.models",
+                 "workspace.jobs.models")
 
 
 def load_models() -> type[Base]:

@@ -1,4 +1,9 @@
-"""Actors are thin: load by id, enter the tenant scope, call a service."""
+"""Actors of ``workspace worker`` processes (started through dramatiq's CLI, which imports this module).
+
+The broker and the runtime come from the environment (``WORKSPACE_*``). ``run_job`` has the same
+actor name and queue as the one every runtime's ``JobQueue`` sends to. Actors are thin: they load by
+id and call a service.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from sqlalchemy import select
 
 from workspace.config import Settings, load_settings
 from workspace.jobs.broker import ensure_broker
+from workspace.jobs.queue import ACTOR_OPTIONS, QUEUE_NAME
+from workspace.jobs.runner import execute_job
 
 log = logging.getLogger(__name__)
 ensure_broker()
@@ -18,7 +25,7 @@ _runtime = None
 
 
 def configure(settings: Settings) -> None:
-    """The embedded worker hands over the server's settings; worker processes read the environment."""
+    """Tests hand over settings; worker processes read the environment."""
     global _settings, _runtime
     _settings, _runtime = settings, None
 
@@ -30,6 +37,11 @@ def runtime():  # type: ignore[no-untyped-def]
 
         _runtime = build_runtime(_settings or load_settings(), watch_policy=False)
     return _runtime
+
+
+@dramatiq.actor(actor_name="run_job", queue_name=QUEUE_NAME, **ACTOR_OPTIONS)
+def run_job(job_id: int) -> None:
+    execute_job(runtime(), job_id)
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 __all__ = ["configure_broker", "ensure_broker"]
@@ -19,7 +18,9 @@ def configure_broker(redis_url: str | None) -> dramatiq.Broker:
     if _configured is not None:
         return _configured
     if redis_url:
-        broker: dramatiq.Broker = RedisBroker(url=redis_url, namespace="workspace-jobs")
+        from workspace.jobs.queue import make_redis_broker
+
+        broker: dramatiq.Broker = make_redis_broker(redis_url)
     else:
         broker = StubBroker()
         broker.emit_after("process_boot")

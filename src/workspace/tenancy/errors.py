@@ -31,3 +31,9 @@ class Invalid(ServiceError):
 
 class Conflict(ServiceError):
     status = 409
+
+
+class TooLarge(ServiceError):
+    """A size or count limit was passed."""
+
+    status = 413

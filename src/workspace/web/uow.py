@@ -15,12 +15,14 @@ from litestar.types import Message, Scope
 from sqlalchemy.orm import Session
 
 from workspace.audit.chain import Actor, set_actor
+from workspace.db.engine import readonly_engine
 from workspace.runtime import Runtime
 
-__all__ = ["request_session", "finish_session", "runtime_of", "request_actor", "STATE_DB"]
+__all__ = ["request_session", "finish_session", "runtime_of", "request_actor", "STATE_DB", "DEFERRED_TX"]
 
 log = logging.getLogger(__name__)
 STATE_DB = "ws_db"
+DEFERRED_TX = "deferred_tx"  # route opt: on SQLite, begin the request's transaction deferred
 
 
 def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
@@ -39,11 +41,29 @@ def request_actor(connection: ASGIConnection[Any, Any, Any, Any], *, type_: str 
     )
 
 
+def is_api_path(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    return str(connection.scope.get("path", "")).startswith("/api/")
+
+
+def _reads_first(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    handler = connection.scope.get("route_handler")
+    if handler is not None and handler.opt.get(DEFERRED_TX):
+        return True
+    return connection.scope.get("method") in ("GET", "HEAD") and not is_api_path(connection)
+
+
 def request_session(connection: ASGIConnection[Any, Any, Any, Any]) -> Session:
     state = connection.scope.setdefault("state", {})
     session = state.get(STATE_DB)
     if session is None:
-        session = runtime_of(connection).session_factory()
+        runtime = runtime_of(connection)
+        if runtime.settings.is_sqlite and _reads_first(connection):
+            # Pages only read (and routes that opt in write little, late): on SQLite they begin a
+            # deferred transaction, so a long write (a large import job holds the write lock for its
+            # whole transaction) never keeps them waiting.
+            session = runtime.session_factory(bind=readonly_engine(runtime.engine))
+        else:
+            session = runtime.session_factory()
         set_actor(session, request_actor(connection))
         state[STATE_DB] = session
     return session

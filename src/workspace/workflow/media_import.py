@@ -50,7 +50,7 @@ from workspace.media.content import make_thumbnail, read_head, sniff
 from workspace.media.keys import validate_key
 from workspace.media.store import PrependedStream
 from workspace.tenancy.context import TenantContext
-from workspace.tenancy.errors import Conflict, Invalid, ServiceError
+from workspace.tenancy.errors import Conflict, Invalid, ServiceError, TooLarge
 from workspace.tenancy.scoping import stamp_rows
 from workspace.workflow.imports import previous_import
 from workspace.workflow.label_config import LabelConfig, parse_label_config
@@ -81,10 +81,8 @@ MEDIA_PREFIX = "/media/"
 VIEW_URL_EXPIRY = timedelta(minutes=15)
 
 
-class MediaTooLarge(ServiceError):
-    """A size or count limit was passed (answered 413)."""
-
-    status = 413
+class MediaTooLarge(TooLarge):
+    """A media size or count limit was passed (answered 413)."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Pages and endpoints of the labeling workflow, one module per area; ``route_handlers`` collects them."""
 
-from workspace.workflow.routes import datamanager, imports, labeling, media, projects
+from workspace.workflow.routes import datamanager, imports, jobs, labeling, media, projects
 
 route_handlers = [
     *projects.route_handlers,
@@ -8,6 +8,7 @@ route_handlers = [
     *datamanager.route_handlers,
     *labeling.route_handlers,
     *media.route_handlers,
+    *jobs.route_handlers,
 ]
 
 __all__ = ["route_handlers"]

@@ -13,7 +13,7 @@ from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
-from workspace.tenancy.errors import Invalid, ServiceError
+from workspace.tenancy.errors import Invalid, ServiceError, TooLarge
 from workspace.web.blocking import in_thread
 from workspace.web.guards import requires
 from workspace.web.render import ctx_of, notice, page, see_other
@@ -21,6 +21,7 @@ from workspace.web.uow import request_session as _db
 from workspace.web.uow import runtime_of
 from workspace.workflow import services as svc
 from workspace.workflow.importing import FORMATS
+from workspace.workflow.import_job import queue_import
 from workspace.workflow.imports import import_tasks
 from workspace.workflow.label_config import parse_label_config
 from workspace.workflow.media_import import (
@@ -33,7 +34,7 @@ from workspace.workflow.media_import import (
 from workspace.workflow.models import ImportBatch
 
 Upload = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
-MAX_UPLOAD = 64 * 1024 * 1024  # larger files belong in a background import (jobs issue)
+MAX_UPLOAD = 2 * 1024 * 1024 * 1024  # the multipart parser spools to disk; settings.max_import_bytes decides
 MAX_MEDIA_UPLOAD = 2 * 1024 * 1024 * 1024  # media files or one zip archive, spooled to disk
 MAX_URL_LIST = 1024 * 1024
 
@@ -52,7 +53,7 @@ def _import_page(request: Request[Any, Any, Any], project_id: int, *, status: in
         media_field = media_kind = None
     return page(request, "workflow/import.html", status=status, project=project, batches=batches, fields=fields,
                 formats=FORMATS, errors=errors or {}, duplicate=duplicate, media_field=media_field,
-                media_kind=media_kind)
+                media_kind=media_kind, job_threshold=runtime_of(request).settings.import_job_bytes)
 
 
 @get("/t/{slug:str}/projects/{project_id:int}/import", opt=requires("project:update", nav="projects"),
@@ -75,20 +76,34 @@ async def import_upload(request: Request[Any, Any, Any], slug: FromPath[str], pr
         return await anyio.to_thread.run_sync(
             lambda: _import_page(request, project_id, status=422, errors={"file": "Choose a file to import."}))
 
+    settings = runtime_of(request).settings
+
     def work() -> Template | Redirect:
         # Spool to a real temporary file: the import reads it twice (fingerprint, then parse) in bounded memory.
         with tempfile.TemporaryFile() as spooled:
             upload.file.seek(0)
             shutil.copyfileobj(upload.file, spooled, 1024 * 1024)
+            size = spooled.tell()
             spooled.seek(0)
             try:
+                if size > settings.max_import_bytes:
+                    raise TooLarge(f"{upload.filename} is {size / 2**20:,.0f} MiB; the largest import is "
+                                   f"{settings.max_import_bytes / 2**20:,.0f} MiB. Split the file and import the "
+                                   "parts.", field="file")
+                if size > settings.import_job_bytes:
+                    job = queue_import(_db(request), ctx_of(request), runtime_of(request).media, project_id,
+                                       spooled, upload.filename, size=size, format=fmt, allow_duplicate=confirm)
+                    notice(request, f"{upload.filename} ({size / 2**20:,.1f} MiB) is being imported in the "
+                                    f"background as job #{job.id}; its progress is shown below.")
+                    return see_other(f"/t/{slug}/projects/{project_id}/jobs")
                 batch = import_tasks(_db(request), ctx_of(request), project_id, spooled, upload.filename,
                                      format=fmt, allow_duplicate=confirm)
             except ServiceError as exc:
                 if exc.status == 404:
                     raise
                 _db(request).rollback()
-                return _import_page(request, project_id, status=409 if exc.status == 409 else 422,
+                status = exc.status if exc.status in (409, 413) else 422
+                return _import_page(request, project_id, status=status,
                                     errors={"file": exc.message}, duplicate=exc.status == 409)
         notice(request, f"Imported {batch.task_count:,} tasks from {batch.filename}"
                         + (f" with {batch.annotation_count:,} annotations" if batch.annotation_count else "")
