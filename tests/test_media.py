@@ -699,3 +699,23 @@ def test_s3_writer_reports_backend_failure(moto_endpoint, size):
         for _ in range(size // len(block) + 1):
             w.write(block)
     assert not store.client.bucket_exists(store.bucket)
+
+
+def test_s3_presigned_urls_use_the_public_endpoint_when_set(moto_endpoint, tmp_path):
+    """Servers talk to the storage at one address, browsers reach it at another (a proxy, a CDN name)."""
+    from workspace.app.factory import content_security_policy
+
+    port = moto_endpoint.rsplit(":", 1)[1]
+    s3 = S3Settings(endpoint=moto_endpoint, access_key="testing", secret_key="testing",
+                    bucket=f"media-{uuid.uuid4().hex[:12]}", secure=False, public_endpoint=f"http://localhost:{port}")
+    settings = _settings(tmp_path, s3)
+    media = media_store_from_settings(settings)
+    dot = png_bytes()
+    media.put(3, "img/dot.png", dot)
+    url = media.url_for(3, "img/dot.png")
+    assert urlsplit(url).netloc == f"localhost:{port}" and "X-Amz-Signature=" in url
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=10) as response:
+        assert response.read() == dot
+    csp = content_security_policy(settings)
+    assert f"img-src 'self' data: http://localhost:{port};" in csp and moto_endpoint not in csp

@@ -47,7 +47,7 @@ def content_security_policy(settings: Settings) -> str:
     """Strict CSP; media may also come from the S3 endpoint, whose presigned URLs browsers load directly."""
     media = "'self' data:"
     if settings.s3 is not None:
-        endpoint = settings.s3.endpoint
+        endpoint = settings.s3.public_endpoint or settings.s3.endpoint
         if "://" not in endpoint:
             endpoint = ("https://" if settings.s3.secure else "http://") + endpoint
         media += " " + endpoint.rstrip("/")

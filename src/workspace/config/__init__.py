@@ -58,6 +58,9 @@ class S3Settings:
     secret_key: str
     bucket: str
     secure: bool
+    # Where browsers reach the storage, when not at ``endpoint`` (e.g. https://media.example.com behind
+    # a proxy, while the servers talk to http://minio:9000): presigned URLs are signed for this host.
+    public_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             secret_key=env["WORKSPACE_S3_SECRET_KEY"],
             bucket=env["WORKSPACE_S3_BUCKET"],
             secure=_bool("WORKSPACE_S3_SECURE", env.get("WORKSPACE_S3_SECURE"), True),
+            public_endpoint=env.get("WORKSPACE_S3_PUBLIC_ENDPOINT") or None,
         )
     extra: dict[str, object] = {}
     if env.get("WORKSPACE_PUBLIC_URL"):

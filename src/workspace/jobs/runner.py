@@ -197,14 +197,16 @@ def _brief(exc: BaseException) -> str:
 
 
 def _cleanup(runtime: Runtime, job_id: int, tenant_id: int) -> None:
+    """The kind's clean-up, once the job is finished; it runs after the job's own transaction closed
+    (it may open its own, and on SQLite two open write transactions would wait on each other)."""
     with runtime.unit_of_work(tenant_id) as db:
         job = db.get(Job, job_id)
         if job is None or job.status not in TERMINAL:
             return
-        cleanup = JOB_KINDS[job.kind].cleanup
-        if cleanup is None:
-            return
-        try:
-            resolve(cleanup)(runtime, job)
-        except Exception:
-            log.exception("clean-up of job %s failed", job_id)
+        cleanup = JOB_KINDS[job.kind].cleanup if job.kind in JOB_KINDS else None
+    if cleanup is None:
+        return
+    try:
+        resolve(cleanup)(runtime, job)  # a detached, fully loaded row (sessions don't expire on commit)
+    except Exception:
+        log.exception("clean-up of job %s failed", job_id)

@@ -193,10 +193,13 @@ class _Counting(io.RawIOBase):
 
 
 class S3MediaStore(MediaStore):
-    def __init__(self, client: Minio, bucket: str, *, part_size: int = DEFAULT_PART_SIZE) -> None:
+    def __init__(self, client: Minio, bucket: str, *, part_size: int = DEFAULT_PART_SIZE,
+                 presign_client: Minio | None = None) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
         self.client = client
+        # Presigned URLs carry the host they were signed for: the public endpoint's client signs them.
+        self.presign_client = presign_client or client
         self.bucket = bucket
         self.part_size = part_size
         self._bucket_ready = False
@@ -206,7 +209,13 @@ class S3MediaStore(MediaStore):
     def from_settings(cls, s3: S3Settings, *, part_size: int = DEFAULT_PART_SIZE) -> S3MediaStore:
         endpoint, secure = _endpoint(s3.endpoint, s3.secure)
         client = Minio(endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=secure, region="us-east-1")
-        return cls(client, s3.bucket, part_size=part_size)
+        presign = None
+        if s3.public_endpoint:
+            public, public_secure = _endpoint(s3.public_endpoint, s3.secure)
+            # With the region given, signing needs no request to the (possibly unreachable) public host.
+            presign = Minio(public, access_key=s3.access_key, secret_key=s3.secret_key, secure=public_secure,
+                            region="us-east-1")
+        return cls(client, s3.bucket, part_size=part_size, presign_client=presign)
 
     def __repr__(self) -> str:
         return f"S3MediaStore(bucket={self.bucket!r})"
@@ -398,7 +407,7 @@ class S3MediaStore(MediaStore):
             content_type = self.stat(tenant_id, key).content_type
         headers = serving_headers(content_type, download_name)
         try:
-            return self.client.presigned_get_object(
+            return self.presign_client.presigned_get_object(
                 self.bucket,
                 name,
                 expires=expires,
