@@ -18,7 +18,7 @@ from workspace.lib.timeutil import utcnow
 from workspace.tenancy.models import ApiToken, Invitation, Membership, ProjectGrant, Role, Team, TeamMember, User
 from workspace.tenancy.scoping import current_tenant_id
 from workspace.jobs.models import Job
-from workspace.workflow.models import Annotation, ImportBatch, Prediction, Project, Task
+from workspace.workflow.models import Annotation, Export, ImportBatch, Prediction, Project, Task
 
 
 def _tag(marker: str) -> str:
@@ -131,6 +131,14 @@ def make_job(db: Session, marker: str, project_id: int | None = None) -> Job:
     return j
 
 
+def make_export(db: Session, marker: str, project_id: int | None = None) -> Export:
+    e = Export(project_id=project_id or make_project(db, marker).id, format="JSON", status="ready",
+               filename=f"{_tag(marker)}.json", object_key=f"exports/{_tag(marker)}.json")
+    db.add(e)
+    db.flush()
+    return e
+
+
 def make_audit_event(db: Session, marker: str) -> AuditEvent:
     seq = record(db, "test.event", tenant_id=current_tenant_id(db), object_label=_tag(marker))  # type: ignore[arg-type]
     from sqlalchemy import select
@@ -153,4 +161,5 @@ FACTORIES: dict[type, Callable[[Session, str], object]] = {
     Prediction: make_prediction,
     ImportBatch: make_import_batch,
     Job: make_job,
+    Export: make_export,
 }

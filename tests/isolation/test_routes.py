@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from conftest import add_member, api_token, csrf_token, login, make_tenant, post_form
 from isolation.factories import (
     make_api_token,
+    make_export,
     make_invitation,
     make_job,
     make_project,
@@ -25,7 +26,7 @@ from workspace.audit.models import AuditEvent
 from workspace.web.guards import ACCESS_KEY, PUBLIC, SIGNED_IN
 
 ID_PARAM = re.compile(r"\{(\w+_id):int\}")
-KINDS = {"membership_id", "invitation_id", "team_id", "role_id", "token_id", "project_id", "grant_id", "job_id"}
+KINDS = {"membership_id", "invitation_id", "team_id", "role_id", "token_id", "project_id", "grant_id", "job_id", "export_id"}
 
 
 def _routes(app):  # type: ignore[no-untyped-def]
@@ -49,6 +50,7 @@ def _objects(runtime, world, marker):  # type: ignore[no-untyped-def]
             "project_id": grant.project_id,
             "grant_id": grant.id,
             "job_id": make_job(db, marker, project_id=grant.project_id).id,
+            "export_id": make_export(db, marker, project_id=grant.project_id).id,
         }
         make_project(db, marker)
     return ids

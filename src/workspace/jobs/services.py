@@ -56,6 +56,8 @@ class JobKind:
 JOB_KINDS: dict[str, JobKind] = {
     "import": JobKind("import", "Import", "project:update", "workspace.workflow.import_job:run_import",
                       "workspace.workflow.import_job:cleanup_import"),
+    "export": JobKind("export", "Export", "project:update", "workspace.workflow.exporting:run_export",
+                      "workspace.workflow.exporting:cleanup_export"),
 }
 
 

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from workspace.db.base import Audited, Base, TenantOwned, Timestamped
 
-__all__ = ["Project", "Task", "Annotation", "Prediction", "ImportBatch", "DEFAULT_LABEL_CONFIG"]
+__all__ = ["Project", "Task", "Annotation", "Prediction", "ImportBatch", "Export", "DEFAULT_LABEL_CONFIG",
+           "SUBMITTED", "SKIPPED", "DRAFT"]
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -81,6 +82,13 @@ class Task(TenantOwned, Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
+# Annotation.status. On the labeling page a member keeps at most one submitted-or-skipped annotation
+# and one draft per task.
+SUBMITTED = "submitted"  # counted in Task.annotation_count
+SKIPPED = "skipped"  # Label Studio's was_cancelled: an empty result, never counted, never served again
+DRAFT = "draft"  # work in progress, saved by the labeling page: never counted, shown only to its author
+
+
 class Annotation(TenantOwned, Timestamped, Audited, Base):
     """A result in Label Studio's format (list of {id, from_name, to_name, type, value, ...})."""
 
@@ -109,3 +117,40 @@ class Prediction(TenantOwned, Base):
     score: Mapped[float | None] = mapped_column(Float)
     model_version: Mapped[str] = mapped_column(String(120), default="", nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Export(TenantOwned, Timestamped, Audited, Base):
+    """One export of a project's labels: its options, and once ready the stored file and its manifest.
+
+    Status: queued → running → ready | failed. Only a ready export can be downloaded; its object is
+    written atomically (it appears in the media store only once complete) under ``object_key``.
+    """
+
+    __tablename__ = "export"
+    __audit_type__ = "export"
+    # Bookkeeping set right after creation (the key and the job need the export's id): not events.
+    __audit_exclude__ = frozenset({"object_key", "job_id"})
+    __table_args__ = (Index("ix_export_project_id", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
+    format: Mapped[str] = mapped_column(String(32), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    filename: Mapped[str] = mapped_column(String(255), default="", nullable=False)
+    object_key: Mapped[str] = mapped_column(String(512), default="", nullable=False)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), default="", nullable=False)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    message: Mapped[str] = mapped_column(String(500), default="", nullable=False)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def audit_verb(self, verb: str, changes: dict[str, list[object]]) -> str:
+        if verb == "updated" and "status" in changes:
+            return str(changes["status"][-1])
+        return verb
+
+    def audit_label(self) -> str:
+        return f"{self.format} export" + (f" {self.filename}" if self.filename else "")

@@ -1,6 +1,6 @@
 """Pages and endpoints of the labeling workflow, one module per area; ``route_handlers`` collects them."""
 
-from workspace.workflow.routes import datamanager, imports, jobs, labeling, media, projects
+from workspace.workflow.routes import datamanager, exports, imports, jobs, labeling, media, projects
 
 route_handlers = [
     *projects.route_handlers,
@@ -9,6 +9,7 @@ route_handlers = [
     *labeling.route_handlers,
     *media.route_handlers,
     *jobs.route_handlers,
+    *exports.route_handlers,
 ]
 
 __all__ = ["route_handlers"]
