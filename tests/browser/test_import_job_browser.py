@@ -83,3 +83,45 @@ def test_large_import_runs_as_a_job_with_a_live_progress_bar(browser, served, db
         console.assert_clean()
     finally:
         context.close()
+
+
+def test_export_from_the_data_manager_filter_and_download(browser, served, console, tmp_path):  # noqa: F811
+    server, _data_dir = served
+    context, page = new_page(browser, console)
+    try:
+        sign_in(page, server)
+        project_id = create_project(page, server, "Export me", "text-classification")
+        tasks = tmp_path / "tasks.json"
+        tasks.write_text(json.dumps([
+            {"data": {"text": "great"}, "annotations": [{"result": [{"id": "a", "from_name": "sentiment", "to_name": "text",
+             "type": "choices", "value": {"choices": ["Positive"]}}]}]},
+            {"data": {"text": "bad"}},
+        ]))
+        page.goto(f"{server.url}/t/demo/projects/{project_id}/import")
+        page.set_input_files("#f-file", str(tasks))
+        page.get_by_role("button", name="Import", exact=True).click()
+        page.wait_for_url(re.compile(r"/import$"))
+
+        # From the data manager with a filter: the export page carries it over.
+        page.goto(f"{server.url}/t/demo/projects/{project_id}/data?state=labeled")
+        page.get_by_test_id("export-matching").click()
+        page.wait_for_url(re.compile(r"/exports\?state=labeled$"))
+        assert "state=labeled" in page.get_by_test_id("export-filter").inner_text()
+        coco = page.locator('.format-card:has(input[value="COCO"])')
+        assert "disabled" in (coco.get_attribute("class") or "")  # no boxes in this project
+        page.locator('.format-card:has(input[value="CSV"])').click()
+        shot(page, "export-form")
+        page.get_by_role("button", name="Export", exact=True).click()
+        page.wait_for_url(re.compile(rf"/projects/{project_id}/exports$"))
+        ready = page.locator('[data-testid^="export-"][data-status="ready"]')
+        ready.wait_for(timeout=30_000)
+        assert "1 task · 1 annotation" in ready.inner_text()
+        shot(page, "export-ready")
+        with page.expect_download() as download_info:
+            ready.get_by_test_id("download").click()
+        path = download_info.value.path()
+        text = Path(path).read_text()
+        assert text.splitlines()[0].startswith("id,") and "great" in text and "bad" not in text
+        console.assert_clean()
+    finally:
+        context.close()
