@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 from dataclasses import replace
 
 import pytest
@@ -225,20 +226,18 @@ def test_jobs_page_polls_while_a_job_is_active(client, runtime):
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_worker_process_runs_import_job_from_s3(database, redis_url, tmp_path, moto_endpoint):
     """PostgreSQL + Redis + S3: the web app queues, a real `workspace worker` process imports."""
-    import redis as redis_lib
     from litestar.testing import TestClient
 
     from workspace.app import create_app
     from workspace.runtime import build_runtime
 
-    redis_lib.Redis.from_url(redis_url).delete(*(redis_lib.Redis.from_url(redis_url).keys("workspace-jobs:*") or [b"x"]))
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKSPACE_")}
     env.update({"WORKSPACE_DATA_DIR": str(tmp_path / "data"), "WORKSPACE_SECRET_KEY": SECRET,
                 "WORKSPACE_DATABASE_URL": database.url, "WORKSPACE_REDIS_URL": redis_url,
                 "WORKSPACE_S3_ENDPOINT": moto_endpoint.removeprefix("http://"), "WORKSPACE_S3_SECURE": "false",
                 "WORKSPACE_S3_ACCESS_KEY": "testing", "WORKSPACE_S3_SECRET_KEY": "testing",
                 "WORKSPACE_S3_BUCKET": "jobs-test", "WORKSPACE_IMPORT_JOB_BYTES": str(THRESHOLD),
-                "PYTHONUNBUFFERED": "1"})
+                "WORKSPACE_JOBS_NAMESPACE": f"ws-test-{uuid.uuid4().hex[:8]}", "PYTHONUNBUFFERED": "1"})
     settings = load_settings(env)
     runtime = build_runtime(settings, watch_policy=False)
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115

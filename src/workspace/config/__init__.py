@@ -85,6 +85,10 @@ class Settings:
     # Task files larger than this are imported by a background job with a progress bar.
     import_job_bytes: int = 4 * 1024 * 1024
     max_import_bytes: int = 2 * 1024 * 1024 * 1024
+    # Job broker (Redis): key namespace, and how soon a dead worker's message is handed to another.
+    jobs_namespace: str = "workspace-jobs"
+    jobs_redeliver_seconds: int = 30
+    jobs_maintenance_per_million: int = 1000
 
     @property
     def embedded(self) -> bool:
@@ -147,7 +151,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     extra: dict[str, object] = {}
     if env.get("WORKSPACE_PUBLIC_URL"):
         extra["public_url"] = env["WORKSPACE_PUBLIC_URL"].rstrip("/")
-    for name, attr in (("WORKSPACE_IMPORT_JOB_BYTES", "import_job_bytes"), ("WORKSPACE_MAX_IMPORT_BYTES", "max_import_bytes")):
+    if env.get("WORKSPACE_JOBS_NAMESPACE"):
+        extra["jobs_namespace"] = env["WORKSPACE_JOBS_NAMESPACE"]
+    for name, attr in (("WORKSPACE_IMPORT_JOB_BYTES", "import_job_bytes"), ("WORKSPACE_MAX_IMPORT_BYTES", "max_import_bytes"),
+                       ("WORKSPACE_JOBS_REDELIVER_SECONDS", "jobs_redeliver_seconds"),
+                       ("WORKSPACE_JOBS_MAINTENANCE_PER_MILLION", "jobs_maintenance_per_million")):
         if env.get(name):
             try:
                 extra[attr] = int(env[name])

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import os
-
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
+
+from workspace.config import Settings, load_settings
 
 __all__ = ["configure_broker", "ensure_broker"]
 
 _configured: dramatiq.Broker | None = None
 
 
-def configure_broker(redis_url: str | None) -> dramatiq.Broker:
+def configure_broker(settings: Settings) -> dramatiq.Broker:
     """Redis broker in production; a stub broker served by an in-process worker in embedded mode."""
     global _configured
     if _configured is not None:
         return _configured
-    if redis_url:
+    if settings.redis_url:
         from workspace.jobs.queue import make_redis_broker
 
-        broker: dramatiq.Broker = make_redis_broker(redis_url)
+        broker: dramatiq.Broker = make_redis_broker(settings)
     else:
         broker = StubBroker()
         broker.emit_after("process_boot")
@@ -31,4 +31,4 @@ def configure_broker(redis_url: str | None) -> dramatiq.Broker:
 
 def ensure_broker() -> dramatiq.Broker:
     """For worker processes started by the dramatiq CLI: the broker comes from the environment."""
-    return _configured or configure_broker(os.environ.get("WORKSPACE_REDIS_URL") or None)
+    return _configured or configure_broker(load_settings())

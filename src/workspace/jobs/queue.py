@@ -20,14 +20,14 @@ from workspace.jobs.runner import execute_job
 from workspace.jobs.services import RetryLater
 
 if TYPE_CHECKING:
+    from workspace.config import Settings
     from workspace.runtime import Runtime
 
-__all__ = ["JobQueue", "ACTOR_OPTIONS", "QUEUE_NAME", "REDIS_NAMESPACE", "make_redis_broker"]
+__all__ = ["JobQueue", "ACTOR_OPTIONS", "QUEUE_NAME", "make_redis_broker"]
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "jobs"
-REDIS_NAMESPACE = "workspace-jobs"
 
 
 def _retry_when(retries: int, exc: BaseException) -> bool:
@@ -39,18 +39,22 @@ ACTOR_OPTIONS = {"retry_when": _retry_when, "min_backoff": 1_000, "max_backoff":
                  "time_limit": 6 * 3600 * 1000}
 
 
-def make_redis_broker(url: str) -> RedisBroker:
-    # A dead worker's unacknowledged messages are handed to another worker after heartbeat_timeout.
-    return RedisBroker(url=url, namespace=REDIS_NAMESPACE, heartbeat_timeout=30_000,
+def make_redis_broker(settings: Settings) -> RedisBroker:
+    """A dead worker's unacknowledged messages go back to the queue once its heartbeat is older than
+    ``jobs_redeliver_seconds``; live workers look for such messages on about
+    ``jobs_maintenance_per_million`` of their Redis commands (dramatiq's default: 1,000)."""
+    assert settings.redis_url
+    return RedisBroker(url=settings.redis_url, namespace=settings.jobs_namespace,
+                       heartbeat_timeout=settings.jobs_redeliver_seconds * 1000,
+                       maintenance_chance=max(0, min(1_000_000, settings.jobs_maintenance_per_million)),
                        dead_message_ttl=7 * 24 * 3600 * 1000)
 
 
 class JobQueue:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        redis_url = runtime.settings.redis_url
-        if redis_url:
-            self.broker: dramatiq.Broker = make_redis_broker(redis_url)
+        if runtime.settings.redis_url:
+            self.broker: dramatiq.Broker = make_redis_broker(runtime.settings)
         else:
             self.broker = StubBroker()
             self.broker.emit_after("process_boot")

@@ -3,8 +3,9 @@
 ``execute_job`` is what the dramatiq actor calls, in a ``workspace worker`` process or in the embedded
 worker. It is safe to call twice for the same job, concurrently or after a crash:
 
-* the claim locks the job row; a finished job, or one another worker is running (its heartbeat is
-  fresh), is left alone;
+* the claim locks the job row; a finished job is left alone, and one another worker is running (its
+  heartbeat is fresh) is retried later — after a worker was killed, the redelivered message takes
+  the job over once the dead worker's heartbeat is older than ``STALE_AFTER``;
 * the handler's work and the "succeeded" status commit in one transaction, so a crash before that
   commit leaves nothing behind and a later delivery starts over;
 * a transient error (database or network hiccup) puts the job back to queued and raises
@@ -39,7 +40,7 @@ __all__ = ["execute_job", "JobContext", "MAX_ATTEMPTS", "STALE_AFTER"]
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4
-STALE_AFTER = timedelta(seconds=45)  # a running job whose heartbeat is older was orphaned by a dead worker
+STALE_AFTER = timedelta(seconds=20)  # a running job whose heartbeat is older was orphaned by a dead worker
 PROGRESS_EVERY = 0.5  # seconds between progress writes to the database
 
 
@@ -118,8 +119,10 @@ def _claim(runtime: Runtime, job_id: int) -> tuple[int, str, bool] | None:
             return tenant_id, label, False
         beat = as_utc(job.heartbeat_at)
         if job.status == RUNNING and beat is not None and utcnow() - beat < STALE_AFTER:
-            log.info("job %s is running in another worker; this delivery does nothing", job_id)
-            return None
+            # Another worker is on it (or died so recently that its heartbeat still looks alive):
+            # try again later, when it has finished (then this does nothing) or its heartbeat is stale.
+            log.info("job %s is running elsewhere (heartbeat %s); retrying this delivery later", job_id, beat)
+            raise RetryLater(f"job {job_id} is running in another worker")
         if job.cancel_requested or runtime.job_board.cancel_requested_by(job_id):
             job.status, job.finished_at, job.message = CANCELLED, utcnow(), "Cancelled before it started."
             return tenant_id, label, False

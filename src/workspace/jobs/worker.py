@@ -26,7 +26,7 @@ def run_worker(settings: Settings, *, processes: int = 1, threads: int = 4) -> i
 
 
 def start_embedded_worker(settings: Settings) -> Worker:
-    broker = configure_broker(settings.redis_url)
+    broker = configure_broker(settings)
     from workspace.jobs import actors  # registers the actors on the broker
 
     actors.configure(settings)
