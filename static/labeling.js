@@ -1,5 +1,6 @@
 /* The labeling page: text spans, image boxes, polygons and keypoints, hotkeys, and the Label Studio
-   result built on submit.
+   result built on submit; the page starts from the member's draft or annotation, or else from the
+   prediction's suggestions, and saves a draft a couple of seconds after each change.
    The page itself is rendered on the server from the label config; this file only adds interaction.
    CSP-safe: no inline scripts, no inline style attributes (colors and positions go through CSSOM). */
 (function () {
@@ -9,7 +10,8 @@
   var dataEl = document.getElementById("label-data");
   if (!form || !dataEl) return;
   var DATA = JSON.parse(dataEl.textContent || "{}");
-  var started = Date.now();
+  var started = Date.now() - (DATA.lead_time || 0) * 1000; // a restored draft brings the time already spent
+  var CSRF = form.elements._csrf_token ? form.elements._csrf_token.value : ""; // the layout's hx-headers token
   // {id, kind, control, to, labels, suggested?} and, by kind: span {start, end, text}, box {x, y, width, height},
   // poly {points: [[x, y], ...]}, point {x, y, width}; image positions are percent of the image.
   var regions = [];
@@ -28,8 +30,9 @@
   function controlsFor(object, type) {
     return all('.lbl-control[data-type="' + type + '"]').filter(function (c) { return c.dataset.to === object; });
   }
+  function controlEl(name) { return document.querySelector('.lbl-control[data-control="' + CSS.escape(name) + '"]'); }
   function colorOf(controlName, label) {
-    var ctl = document.querySelector('.lbl-control[data-control="' + CSS.escape(controlName) + '"]');
+    var ctl = controlEl(controlName);
     var btn = ctl && all(".lbl-label", ctl).filter(function (b) { return b.dataset.label === label; })[0];
     return btn ? btn.dataset.color : "#6366f1";
   }
@@ -73,7 +76,7 @@
       if (!covering.length) { body.appendChild(document.createTextNode(piece)); continue; }
       var top = covering[covering.length - 1];
       var el = document.createElement("span");
-      el.className = "lbl-hl" + (covering.length > 1 ? " lbl-hl-multi" : "") +
+      el.className = "lbl-hl" + (covering.length > 1 ? " lbl-hl-multi" : "") + (top.suggested ? " is-suggested" : "") +
         (covering.some(function (r) { return r.id === selectedId; }) ? " is-selected" : "");
       el.dataset.region = top.id;
       var color = colorOf(top.control, top.labels[0]);
@@ -372,20 +375,53 @@
     overlay.addEventListener("pointercancel", finish);
   });
 
-  // Predictions: their image regions start the annotation, editable like the annotator's own.
-  (DATA.suggestions || []).forEach(function (s) {
-    var v = s.value, r = { id: s.id, control: s.from_name, to: s.to_name, suggested: true };
-    if (!stageFor(r.to)) return; // the image is not shown, so the region could not be edited
-    if (s.type === "rectanglelabels") {
-      Object.assign(r, { kind: "box", x: v.x, y: v.y, width: v.width, height: v.height, rotation: v.rotation,
-        labels: v.rectanglelabels });
-    } else if (s.type === "polygonlabels") {
-      Object.assign(r, { kind: "poly", points: v.points.map(function (q) { return [q[0], q[1]]; }), labels: v.polygonlabels });
-    } else {
-      Object.assign(r, { kind: "point", x: v.x, y: v.y, width: v.width, labels: v.keypointlabels });
-    }
-    regions.push(r);
-  });
+  // --- the starting point: my draft or annotation (DATA.restore), else the prediction's suggestions --
+  var controlIds = {}; // control name -> the region id of its value (kept, so an update keeps its ids)
+
+  function setControl(ctl, v) { // choices, rating, number, textarea; v null clears it
+    var type = ctl.dataset.type;
+    all("input", ctl).forEach(function (i) {
+      if (type === "choices") i.checked = !!v && v.choices.indexOf(i.value) >= 0;
+      else if (type === "rating") i.checked = !!v && Number(i.value) === v.rating;
+      else if (type === "number") i.value = v ? String(v.number) : "";
+    });
+    var ta = ctl.querySelector("textarea");
+    if (ta) ta.value = v ? v.text.join("\n") : "";
+  }
+
+  function load(result, suggested) {
+    result.forEach(function (s) {
+      var v = s.value, ctl = controlEl(s.from_name), r = { id: s.id, control: s.from_name, to: s.to_name, suggested: suggested };
+      if (!ctl) return;
+      if (s.type === "labels") {
+        if (!textBody(r.to)) return; // the text is not shown as selectable text
+        Object.assign(r, { kind: "span", start: v.start, end: v.end, text: v.text, labels: v.labels });
+      } else if (SHAPES[s.type]) {
+        if (!stageFor(r.to)) return; // the image is not shown, so the region could not be edited
+        if (s.type === "rectanglelabels") {
+          Object.assign(r, { kind: "box", x: v.x, y: v.y, width: v.width, height: v.height, rotation: v.rotation,
+            labels: v.rectanglelabels });
+        } else if (s.type === "polygonlabels") {
+          Object.assign(r, { kind: "poly", points: v.points.map(function (q) { return [q[0], q[1]]; }), labels: v.polygonlabels });
+        } else {
+          Object.assign(r, { kind: "point", x: v.x, y: v.y, width: v.width, labels: v.keypointlabels });
+        }
+      } else {
+        setControl(ctl, v);
+        controlIds[s.from_name] = s.id;
+        if (suggested) ctl.classList.add("is-suggested");
+        return;
+      }
+      regions.push(r);
+    });
+  }
+
+  if (DATA.restore) { // my own work: exactly what I saved, so the config's defaults step back
+    all(".lbl-control").forEach(function (ctl) { if (!/labels$/.test(ctl.dataset.type)) setControl(ctl, null); });
+    load(DATA.restore, false);
+  } else {
+    load(DATA.suggestions || [], true);
+  }
 
   // --- the region list -------------------------------------------------------------------------------
   function select(id) {
@@ -457,6 +493,7 @@
     Object.keys(DATA.texts || {}).forEach(renderText);
     all("[data-stage-for]").forEach(function (s) { renderShapes(s.dataset.stageFor); });
     renderList();
+    changed();
   }
 
   // --- hotkeys ---------------------------------------------------------------------------------------
@@ -464,7 +501,8 @@
     var t = e.target;
     var typing = t && (t.tagName === "TEXTAREA" || t.isContentEditable ||
       (t.tagName === "INPUT" && !/^(radio|checkbox|button|submit)$/.test(t.type)));
-    if ((e.ctrlKey || e.metaKey) && e.key === "Enter") { e.preventDefault(); form.requestSubmit(); return; }
+    if ((e.ctrlKey || e.metaKey) && e.key === "Enter") { e.preventDefault(); form.requestSubmit(primary); return; }
+    if (e.ctrlKey && e.key === " " && skipButton && !typing) { e.preventDefault(); form.requestSubmit(skipButton); return; }
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
     if (drawing && e.key === "Enter") {
       e.preventDefault();
@@ -503,13 +541,14 @@
         var num = ctl.querySelector("input");
         if (num && num.value !== "") value = { number: Number(num.value) };
       }
-      if (value) result.push(Object.assign({ id: rid() }, base, { value: value }));
+      var id = controlIds[base.from_name] || (controlIds[base.from_name] = rid());
+      if (value) result.push(Object.assign({ id: id }, base, { value: value }));
       else if (ctl.dataset.required && !/labels$/.test(ctl.dataset.type)) {
         problems.push("“" + (ctl.querySelector("legend") || {}).textContent.replace("*", "").trim() + "” is required.");
       }
     });
     regions.forEach(function (r, i) {
-      var ctl = document.querySelector('.lbl-control[data-control="' + CSS.escape(r.control) + '"]');
+      var ctl = controlEl(r.control);
       var base = { id: r.id, from_name: r.control, to_name: r.to, type: ctl.dataset.type };
       if (r.kind === "span") {
         result.push(Object.assign(base, { value: { start: r.start, end: r.end, text: r.text, labels: r.labels } }));
@@ -545,38 +584,107 @@
     box.appendChild(div);
   }
 
+  function post(url, fields, json) { // the page's htmx CSRF token goes in the header, like hx-headers
+    var body = new URLSearchParams();
+    Object.keys(fields).forEach(function (k) { body.append(k, fields[k]); });
+    return fetch(url, { method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRFToken": CSRF, "HX-Request": "true", "Accept": json ? "application/json" : "text/html" } });
+  }
+  function elapsed() { return ((Date.now() - started) / 1000).toFixed(3); }
+
+  // --- drafts: saved a couple of seconds after the last change ---------------------------------------
+  var DRAFT_DELAY = 2000;
+  var statusEl = document.getElementById("lbl-status");
+  var draftTimer = null, draftSaving = null, finished = false;
+
+  function clock(iso) {
+    return (iso ? new Date(iso) : new Date()).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  }
+  function showStatus(text, state) {
+    if (!statusEl) return;
+    statusEl.textContent = statusEl.title = text;
+    statusEl.className = "lbl-status" + (state ? " is-" + state : "");
+  }
+  function snapshot() { // what a draft stores, less the image sizes (known only once the image loaded)
+    return JSON.stringify(buildResult().result.map(function (r) { return [r.id, r.from_name, r.value]; }));
+  }
+  var savedSnapshot = snapshot();
+
+  function changed() {
+    if (finished) return;
+    clearTimeout(draftTimer);
+    draftTimer = setTimeout(saveDraft, DRAFT_DELAY);
+  }
+
+  function saveDraft() {
+    draftTimer = null;
+    if (draftSaving) { changed(); return; } // one save at a time, the newest last
+    var snap = snapshot();
+    if (finished || snap === savedSnapshot) return;
+    var fields = { task: DATA.task, result: JSON.stringify(buildResult().result), lead_time: elapsed() };
+    draftSaving = post(form.dataset.draftUrl, fields, true)
+      .then(function (res) {
+        return res.json().catch(function () { return {}; }).then(function (answer) {
+          if (res.ok) {
+            savedSnapshot = snap;
+            showStatus("Draft saved " + clock(answer.saved_at), "draft");
+          } else {
+            showStatus("Draft not saved: " + (answer.detail || "error " + res.status), "error");
+          }
+        });
+      })
+      .catch(function () { showStatus("Draft not saved: the server could not be reached.", "error"); })
+      .then(function () { draftSaving = null; });
+  }
+
+  form.addEventListener("input", function (e) {
+    var ctl = e.target.closest && e.target.closest(".lbl-control");
+    if (ctl) ctl.classList.remove("is-suggested");
+    changed();
+  });
+  if (DATA.state === "draft") showStatus("Draft restored (saved " + clock(DATA.at) + ")", "draft");
+  else if (DATA.state === "submitted") showStatus("Submitted " + clock(DATA.at), "submitted");
+  else if (DATA.state === "skipped") showStatus("Skipped " + clock(DATA.at), "skipped");
+
+  // --- submit, submit and next, update, skip ---------------------------------------------------------
+  var primary = form.querySelector("[data-primary]");
+  var skipButton = form.querySelector('[data-action="skip"]');
   var busy = false;
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     if (busy) return;
-    var built = buildResult();
-    if (built.problems.length) { showError(built.problems.join(" ")); return; }
-    if (!built.result.length) { showError("The annotation is empty: label something before submitting."); return; }
-    form.elements.result.value = JSON.stringify(built.result);
-    form.elements.lead_time.value = ((Date.now() - started) / 1000).toFixed(3);
-    var body = new URLSearchParams();
-    ["_csrf_token", "task", "result", "lead_time"].forEach(function (k) {
-      if (form.elements[k]) body.append(k, form.elements[k].value);
-    });
-    var button = form.querySelector("[type=submit]");
-    busy = true;
-    button.disabled = true;
-    fetch(form.action, { method: "POST", body: body, credentials: "same-origin",
-      headers: { "HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded" } })
+    var button = e.submitter || primary;
+    var fields = { task: DATA.task, lead_time: elapsed() };
+    if (button.dataset.action !== "skip") {
+      var built = buildResult();
+      if (built.problems.length) { showError(built.problems.join(" ")); return; }
+      if (!built.result.length) { showError("The annotation is empty: label something before submitting."); return; }
+      fields.result = JSON.stringify(built.result);
+      fields.then = button.value || "next";
+    }
+    var buttons = all("button[type=submit]", form);
+    busy = finished = true;
+    clearTimeout(draftTimer);
+    buttons.forEach(function (b) { b.disabled = true; });
+    (draftSaving || Promise.resolve()) // a draft on its way lands first, then the submit replaces it
+      .then(function () { return post(button.getAttribute("formaction") || form.action, fields, false); })
       .then(function (res) {
         var to = res.headers.get("HX-Redirect");
-        if (to) { window.location.assign(to); return null; }
+        if (to) { window.location.assign(to); return true; }
         return res.text().then(function (html) {
-          if (res.status === 422) {
-            var box = document.getElementById("label-errors");
-            box.innerHTML = html; // a server-rendered, escaped fragment
+          if (res.status === 422 || res.status === 409) {
+            document.getElementById("label-errors").innerHTML = html; // a server-rendered, escaped fragment
           } else {
             showError("The annotation could not be saved (" + res.status + "). Reload the page and try again.");
           }
         });
       })
       .catch(function () { showError("The server could not be reached. Check the connection and submit again."); })
-      .then(function () { busy = false; button.disabled = false; });
+      .then(function (leaving) {
+        if (leaving) return;
+        busy = finished = false;
+        buttons.forEach(function (b) { b.disabled = false; });
+      });
   });
 
   render();

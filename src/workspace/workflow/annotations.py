@@ -1,36 +1,49 @@
 """Annotation use cases: find the next task to label, validate a result strictly against the project's
-label config, and save it. Services flush, never commit; the request boundary commits.
+label config, and save it (submit, update, skip, draft). Services flush, never commit; the request
+boundary commits.
 
 Results use Label Studio's format: a list of regions ``{id, from_name, to_name, type, value, ...}``.
 Validation is strict so that a result that leaves the labeling page is exactly what Label Studio would
 have stored for the same config: every region names a control of the config, targets that control's
 object, has the control's result type, and a ``value`` shaped for that type with values the config
 allows. The first problem is reported with the index of its region; nothing is saved.
+
+A member's work on a task is at most two rows of ``annotation`` (Label Studio keeps drafts beside
+annotations too): their annotation, ``submitted`` (counted in ``Task.annotation_count``) or
+``skipped`` (empty, not counted), and their ``draft`` (saved by the labeling page as they work, checked
+only for structure: partial work is fine). Submitting turns the draft row into the annotation, or
+copies it into the existing annotation (an update) and deletes it; skipping discards it. Writes on one
+task take its row lock first, so a double click or two tabs never make a second row.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
+from workspace.lib.timeutil import utcnow
 from workspace.tenancy.context import TenantContext
-from workspace.tenancy.errors import Invalid, NotFound
+from workspace.tenancy.errors import Conflict, Invalid, NotFound
 from workspace.tenancy.repositories import fetch
 from workspace.workflow.label_config import ControlTag, LabelConfig, ObjectTag, parse_label_config
-from workspace.workflow.models import Annotation, Prediction, Project, Task
+from workspace.workflow.models import DRAFT, SKIPPED, SUBMITTED, Annotation, Prediction, Project, Task
 
-__all__ = ["ResultInvalid", "get_task", "next_task", "submit_annotation", "suggested_regions", "task_text",
-           "validate_result", "plain_text_of_html", "IMAGE_RESULT_TYPES", "MAX_RESULT_REGIONS", "MAX_TEXTAREA_CHARS",
-           "MAX_POLYGON_POINTS"]
+__all__ = ["ResultInvalid", "MyWork", "Start", "get_task", "next_task", "my_work", "starting_point",
+           "submit_annotation", "skip_task", "save_draft", "suggested_regions", "task_text", "validate_result",
+           "validate_draft", "plain_text_of_html", "IMAGE_RESULT_TYPES", "MAX_RESULT_REGIONS", "MAX_TEXTAREA_CHARS",
+           "MAX_POLYGON_POINTS", "MAX_DRAFT_BYTES"]
 
 MAX_RESULT_REGIONS = 5000
+MAX_DRAFT_BYTES = 1_000_000  # a draft's result as JSON text; the route refuses a larger one with 413
 MAX_TEXTAREA_CHARS = 100_000
 MAX_POLYGON_POINTS = 10_000
-# Results placed on an image: they carry the image's pixel size, and a prediction of one of these types
-# starts the annotation on the labeling page (see suggested_regions).
+# Results placed on an image: they carry the image's pixel size (a submit requires it, a draft or a
+# suggestion does not: the page reads it from the image).
 IMAGE_RESULT_TYPES = frozenset({"rectanglelabels", "polygonlabels", "keypointlabels"})
 # Region-level keys Label Studio writes besides id/from_name/to_name/type/value.
 _EXTRA_REGION_KEYS = frozenset({"origin", "original_width", "original_height", "image_rotation", "parentID",
@@ -53,8 +66,10 @@ def get_task(session: Session, project_id: int, task_id: int) -> Task:
 
 
 def next_task(session: Session, project_id: int, user_id: int | None) -> Task | None:
-    """The first task of the project (by id) that this user has not annotated yet."""
-    mine = exists().where(Annotation.task_id == Task.id, Annotation.completed_by_id == user_id)
+    """The first task of the project (by id) that this user has neither submitted nor skipped (a task
+    with only their draft is still theirs to finish)."""
+    mine = exists().where(Annotation.task_id == Task.id, Annotation.completed_by_id == user_id,
+                          Annotation.status != DRAFT)
     return session.scalars(
         select(Task).where(Task.project_id == project_id, ~mine).order_by(Task.id).limit(1)
     ).first()
@@ -217,7 +232,8 @@ def _check_image_size(index: int, region: dict[str, Any]) -> None:
 
 
 def _check_value(index: int, control: ControlTag, obj: ObjectTag, value: dict[str, Any],
-                 data: dict[str, Any]) -> None:
+                 data: dict[str, Any], *, draft: bool = False) -> None:
+    """``draft``: work in progress, so a blank text or a number outside min..max is fine for now."""
     kind = control.result_type
     if kind == "choices":
         _check_keys(index, value, {"choices"})
@@ -245,7 +261,7 @@ def _check_value(index: int, control: ControlTag, obj: ObjectTag, value: dict[st
             raise _fail(index, "value.text must be a non-empty list of strings")
         if sum(len(t) for t in texts) > MAX_TEXTAREA_CHARS:
             raise _fail(index, f"the text is longer than {MAX_TEXTAREA_CHARS} characters")
-        if not any(t.strip() for t in texts):
+        if not draft and not any(t.strip() for t in texts):
             raise _fail(index, "the text is empty")
     elif kind == "rating":
         _check_keys(index, value, {"rating"})
@@ -259,7 +275,7 @@ def _check_value(index: int, control: ControlTag, obj: ObjectTag, value: dict[st
         if not _number(number):
             raise _fail(index, "value.number must be a number")
         low, high = control.options.get("min"), control.options.get("max")
-        if low is not None and number < float(low) or high is not None and number > float(high):
+        if not draft and (low is not None and number < float(low) or high is not None and number > float(high)):
             raise _fail(index, f"value.number {number} is outside {low if low is not None else '-inf'}.."
                                f"{high if high is not None else 'inf'}")
     else:  # pragma: no cover - every control tag of the catalogue is handled above
@@ -267,7 +283,7 @@ def _check_value(index: int, control: ControlTag, obj: ObjectTag, value: dict[st
 
 
 def _check_region(index: int, region: dict[str, Any], controls: dict[str, ControlTag], objects: dict[str, ObjectTag],
-                  data: dict[str, Any]) -> ControlTag:
+                  data: dict[str, Any], *, draft: bool = False) -> ControlTag:
     """The control ``region`` belongs to, once its names, type and value fit the config."""
     from_name = region.get("from_name")
     control = controls.get(from_name) if isinstance(from_name, str) else None
@@ -284,8 +300,19 @@ def _check_region(index: int, region: dict[str, Any], controls: dict[str, Contro
     value = region.get("value")
     if not isinstance(value, dict):
         raise _fail(index, "value must be a JSON object")
-    _check_value(index, control, objects[to_name], value, data)
+    _check_value(index, control, objects[to_name], value, data, draft=draft)
     return control
+
+
+def _check_envelope(index: int, region: Any) -> None:
+    if not isinstance(region, dict):
+        raise _fail(index, "each region must be a JSON object")
+    extra = sorted(set(region) - {"id", "from_name", "to_name", "type", "value"} - _EXTRA_REGION_KEYS)
+    if extra:
+        raise _fail(index, f"unexpected key(s): {_quoted(extra)}")
+    region_id = region.get("id")
+    if not isinstance(region_id, str) or not region_id.strip() or len(region_id) > 64:
+        raise _fail(index, "id must be a non-empty string of at most 64 characters")
 
 
 def validate_result(config: LabelConfig, data: dict[str, Any], result: Any) -> list[dict[str, Any]]:
@@ -299,14 +326,7 @@ def validate_result(config: LabelConfig, data: dict[str, Any], result: Any) -> l
     controls = {c.name: c for c in config.controls}
     objects = {o.name: o for o in config.objects}
     for index, region in enumerate(result):
-        if not isinstance(region, dict):
-            raise _fail(index, "each region must be a JSON object")
-        extra = sorted(set(region) - {"id", "from_name", "to_name", "type", "value"} - _EXTRA_REGION_KEYS)
-        if extra:
-            raise _fail(index, f"unexpected key(s): {_quoted(extra)}")
-        region_id = region.get("id")
-        if not isinstance(region_id, str) or not region_id.strip() or len(region_id) > 64:
-            raise _fail(index, "id must be a non-empty string of at most 64 characters")
+        _check_envelope(index, region)
         control = _check_region(index, region, controls, objects, data)
         if control.result_type in IMAGE_RESULT_TYPES:
             _check_image_size(index, region)
@@ -318,56 +338,179 @@ def validate_result(config: LabelConfig, data: dict[str, Any], result: Any) -> l
     return result
 
 
-def suggested_regions(session: Session, config: LabelConfig, task: Task) -> list[dict[str, Any]]:
-    """The image regions (boxes, polygons, keypoints) of the task's latest prediction that fit the config.
+def validate_draft(config: LabelConfig, data: dict[str, Any], result: Any) -> list[dict[str, Any]]:
+    """``result`` if it is a structurally valid draft: a list (empty is fine) of regions whose controls,
+    objects, types and labels exist in ``config``. Required controls, blank texts, numbers outside
+    min..max and the image size are left to the submit."""
+    if not isinstance(result, list):
+        raise ResultInvalid("The draft must be a JSON list of regions.", field="result")
+    if len(result) > MAX_RESULT_REGIONS:
+        raise ResultInvalid(f"The draft has more than {MAX_RESULT_REGIONS} regions.", field="result")
+    controls = {c.name: c for c in config.controls}
+    objects = {o.name: o for o in config.objects}
+    for index, region in enumerate(result):
+        _check_envelope(index, region)
+        _check_region(index, region, controls, objects, data, draft=True)
+    return result
 
-    The labeling page starts from them, as Label Studio does: the annotator edits, deletes or keeps
-    each one, and whatever is left is submitted as their own result. Regions the config no longer
-    allows (a renamed label, a removed control, a point off the image) are left out, so a stale
-    prediction never blocks a submit. The image size is not required: the page reads it from the image.
-    """
-    prediction = session.scalars(
-        select(Prediction).where(Prediction.task_id == task.id)
-        .order_by(Prediction.created_at.desc(), Prediction.id.desc()).limit(1)
-    ).first()
-    if prediction is None or not isinstance(prediction.result, list):
+
+def _fitting(config: LabelConfig, data: dict[str, Any], result: Any, *, id_prefix: str,
+             draft: bool = False, types: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """The regions of a stored result that still fit ``config`` (a renamed label, a removed control, a
+    span off the text are left out), reduced to what the labeling page reads."""
+    if not isinstance(result, list):
         return []
     controls = {c.name: c for c in config.controls}
     objects = {o.name: o for o in config.objects}
-    data = task.data if isinstance(task.data, dict) else {}
     regions: list[dict[str, Any]] = []
-    for index, region in enumerate(prediction.result):
-        if not isinstance(region, dict) or region.get("type") not in IMAGE_RESULT_TYPES:
+    for index, region in enumerate(result):
+        if not isinstance(region, dict) or types is not None and region.get("type") not in types:
             continue
         try:
-            _check_region(index, region, controls, objects, data)
+            _check_region(index, region, controls, objects, data, draft=draft)
         except ResultInvalid:
             continue
         region_id = region.get("id")
         if not isinstance(region_id, str) or not region_id.strip() or len(region_id) > 64:
-            region_id = f"prediction-{prediction.id}-{index}"
+            region_id = f"{id_prefix}-{index}"
         regions.append({"id": region_id, "from_name": region["from_name"], "to_name": region["to_name"],
                         "type": region["type"], "value": region["value"]})
     return regions
 
 
+def suggested_regions(session: Session, config: LabelConfig, task: Task) -> list[dict[str, Any]]:
+    """The regions of the task's latest prediction that fit the config, of every control type: choices,
+    spans, texts, ratings, numbers, boxes, polygons, keypoints.
+
+    The labeling page starts from them, as Label Studio does: the annotator edits, deletes or keeps
+    each one, and whatever is left is submitted as their own result. Regions the config no longer
+    allows (a renamed label, a removed control, a point off the image, a span that does not match the
+    text) are left out, so a stale prediction never blocks a submit. The image size is not required:
+    the page reads it from the image.
+    """
+    prediction = session.scalars(
+        select(Prediction).where(Prediction.task_id == task.id)
+        .order_by(Prediction.created_at.desc(), Prediction.id.desc()).limit(1)
+    ).first()
+    if prediction is None:
+        return []
+    data = task.data if isinstance(task.data, dict) else {}
+    return _fitting(config, data, prediction.result, id_prefix=f"prediction-{prediction.id}")
+
+
 # --------------------------------------------------------------------------------------------------
-# Submitting
+# A member's work on a task: their annotation and their draft
 # --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MyWork:
+    annotation: Annotation | None  # their latest submitted or skipped annotation of the task
+    draft: Annotation | None  # their draft
+
+    @property
+    def submitted(self) -> bool:
+        return self.annotation is not None and self.annotation.status == SUBMITTED
+
+    @property
+    def skipped(self) -> bool:
+        return self.annotation is not None and self.annotation.status == SKIPPED
+
+
+@dataclass(frozen=True)
+class Start:
+    """What the labeling page starts from: ``source`` is "draft", "annotation" (the member's own
+    work, restored) or "prediction" (suggestions), and ``result`` the regions that fit the config."""
+
+    work: MyWork
+    source: str
+    result: list[dict[str, Any]]
+
+    @property
+    def lead_time(self) -> float:
+        """Seconds already spent on the restored draft (the page adds the time spent since)."""
+        draft = self.work.draft
+        return (draft.lead_time or 0.0) if self.source == "draft" and draft is not None else 0.0
+
+
+def _touched(annotation: Annotation) -> datetime:
+    return annotation.updated_at or annotation.created_at
+
+
+def my_work(session: Session, task_id: int, user_id: int | None) -> MyWork:
+    """The user's latest annotation and latest draft of the task (older duplicates, from before
+    drafts and updates existed, are left alone)."""
+    if user_id is None:
+        return MyWork(None, None)
+    rows = session.scalars(
+        select(Annotation).where(Annotation.task_id == task_id, Annotation.completed_by_id == user_id)
+        .order_by(Annotation.id.desc())
+    ).all()
+    return MyWork(next((a for a in rows if a.status != DRAFT), None), next((a for a in rows if a.status == DRAFT), None))
+
+
+def starting_point(session: Session, config: LabelConfig, task: Task, user_id: int | None) -> Start:
+    """The member's draft (if newer than their annotation), else their submitted annotation, else the
+    suggestions of the task's latest prediction (also after a skip: a skip has no result)."""
+    work = my_work(session, task.id, user_id)
+    data = task.data if isinstance(task.data, dict) else {}
+    draft, annotation = work.draft, work.annotation
+    if draft is not None and (annotation is None or _touched(draft) >= _touched(annotation)):
+        return Start(work, "draft", _fitting(config, data, draft.result, id_prefix=f"draft-{draft.id}", draft=True))
+    if annotation is not None and work.submitted:
+        return Start(work, "annotation", _fitting(config, data, annotation.result, id_prefix=f"annotation-{annotation.id}"))
+    return Start(work, "prediction", suggested_regions(session, config, task))
+
+
+# --------------------------------------------------------------------------------------------------
+# Submitting, updating, skipping, drafts
+# --------------------------------------------------------------------------------------------------
+
+
+def _clean_lead_time(lead_time: float | None) -> float | None:
+    return lead_time if lead_time is not None and math.isfinite(lead_time) and lead_time >= 0 else None
+
+
+def _locked_work(session: Session, task: Task, user_id: int | None) -> MyWork:
+    """The member's work on ``task``, read after taking the task's row lock (PostgreSQL; SQLite has a
+    single writer): two requests for the same task and member run one after the other."""
+    session.execute(select(Task.id).where(Task.id == task.id).with_for_update())
+    return my_work(session, task.id, user_id)
 
 
 def submit_annotation(session: Session, ctx: TenantContext, project_id: int, task_id: int, result: Any,
                       lead_time: float | None) -> Annotation:
-    """Validate ``result`` against the project's config and save it as the user's submitted annotation."""
+    """Validate ``result`` against the project's config and save it as the user's submitted annotation.
+
+    A first submit turns the user's draft or skip of the task into the annotation (or adds one) and
+    counts it; when they already submitted, it is an update: the same row gets the new result (the
+    lead time adds up) and the count stays. Either way their draft is gone afterwards.
+    """
     project = fetch(session, Project, project_id, what="Project")
     task = get_task(session, project.id, task_id)
     config = parse_label_config(project.label_config)
     validate_result(config, task.data if isinstance(task.data, dict) else {}, result)
-    if lead_time is not None and (not math.isfinite(lead_time) or lead_time < 0):
-        lead_time = None
-    annotation = Annotation(project_id=project.id, task_id=task.id, result=result, status="submitted",
-                            completed_by_id=ctx.user_id, lead_time=lead_time)
-    session.add(annotation)
+    lead_time = _clean_lead_time(lead_time)
+    work = _locked_work(session, task, ctx.user_id)
+    if work.submitted:
+        annotation = work.annotation
+        assert annotation is not None
+        annotation.result, annotation.updated_at = result, utcnow()
+        if lead_time is not None:
+            annotation.lead_time = round((annotation.lead_time or 0.0) + lead_time, 3)
+        if work.draft is not None:
+            session.delete(work.draft)
+        session.flush()
+        return annotation
+    annotation = work.annotation or work.draft
+    if annotation is None:
+        annotation = Annotation(project_id=project.id, task_id=task.id, completed_by_id=ctx.user_id)
+        session.add(annotation)
+    else:
+        annotation.updated_at = utcnow()
+        if work.draft is not None and work.draft is not annotation:
+            session.delete(work.draft)
+    annotation.result, annotation.status, annotation.lead_time = result, SUBMITTED, lead_time
     session.flush()
     # Counted in the database, not in Python: two annotators submitting at once both count.
     session.execute(
@@ -376,3 +519,47 @@ def submit_annotation(session: Session, ctx: TenantContext, project_id: int, tas
     )
     session.flush()
     return annotation
+
+
+def skip_task(session: Session, ctx: TenantContext, project_id: int, task_id: int,
+              lead_time: float | None = None) -> Annotation:
+    """Record that the user skipped the task (an empty result, not counted; the next-task logic never
+    serves it to them again) and discard their draft. A submitted annotation cannot be skipped."""
+    project = fetch(session, Project, project_id, what="Project")
+    task = get_task(session, project.id, task_id)
+    work = _locked_work(session, task, ctx.user_id)
+    if work.submitted:
+        raise Conflict("You already submitted this task: update your annotation instead of skipping it.")
+    annotation = work.annotation or work.draft
+    if annotation is None:
+        annotation = Annotation(project_id=project.id, task_id=task.id, completed_by_id=ctx.user_id)
+        session.add(annotation)
+    else:
+        annotation.updated_at = utcnow()
+        if work.draft is not None and work.draft is not annotation:
+            session.delete(work.draft)
+    annotation.result, annotation.status, annotation.lead_time = [], SKIPPED, _clean_lead_time(lead_time)
+    session.flush()
+    return annotation
+
+
+def save_draft(session: Session, ctx: TenantContext, project_id: int, task_id: int, result: Any,
+               lead_time: float | None = None) -> Annotation:
+    """Save the user's work in progress on the task: their one draft, added or replaced.
+
+    Checked for structure only (:func:`validate_draft`); the route caps its size. Drafts are not
+    counted and the next-task logic still serves the task: it is not done yet.
+    """
+    project = fetch(session, Project, project_id, what="Project")
+    task = get_task(session, project.id, task_id)
+    validate_draft(parse_label_config(project.label_config), task.data if isinstance(task.data, dict) else {}, result)
+    work = _locked_work(session, task, ctx.user_id)
+    draft = work.draft
+    if draft is None:
+        draft = Annotation(project_id=project.id, task_id=task.id, completed_by_id=ctx.user_id, status=DRAFT)
+        session.add(draft)
+    else:
+        draft.updated_at = utcnow()
+    draft.result, draft.lead_time = result, _clean_lead_time(lead_time)
+    session.flush()
+    return draft

@@ -3,8 +3,13 @@
 The page is built from a small view model (:func:`_nodes`) walked by a recursive Jinja macro; the
 browser side (``static/labeling.js``) only adds interaction (span selection, boxes, polygons,
 keypoints, hotkeys) and builds the ``result`` JSON on submit. The server validates that JSON strictly
-(:mod:`workspace.workflow.annotations`). The image regions of the task's latest prediction arrive
-as editable suggestions. ``HyperText`` is shown as sanitized HTML (:mod:`workspace.web.html`).
+(:mod:`workspace.workflow.annotations`). ``HyperText`` is shown as sanitized HTML (:mod:`workspace.web.html`).
+
+The page starts from the member's own work on the task (their draft if newer, else their submitted
+annotation: the button then says Update) or else from the task's latest prediction, whose regions
+arrive as editable suggestions. Actions: submit and go to the next task (the queue; Ctrl+Enter),
+submit and stay on the task, update, skip (``/label/skip``: the queue never serves the task again);
+drafts are saved by the page a couple of seconds after each change (``/label/draft``, JSON, size-capped).
 
 Media: the app's CSP allows images from ``'self'`` and ``data:`` only, so a media URL from task data
 is put into ``<img>``/``<audio>`` only when it is a same-origin path under ``/media/`` or a ``data:``
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
@@ -24,20 +30,21 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from workspace.tenancy.errors import Invalid, NotFound
+from workspace.tenancy.errors import Conflict, Invalid, NotFound, TooLarge
 from workspace.web.blocking import in_thread
 from workspace.web.forms import one
 from workspace.web.guards import requires
 from workspace.web.html import sanitize_html
-from workspace.web.render import ctx_of, fragment, is_htmx, page, see_other
+from workspace.web.render import ctx_of, fragment, is_htmx, notice, page, see_other
 from workspace.web.uow import request_session as _db
 from workspace.web.uow import runtime_of
 from workspace.workflow import annotations as ann
 from workspace.workflow import services as svc
 from workspace.workflow.label_config import CONTROL_TAGS, LabelConfig, parse_label_config
 from workspace.workflow.media_import import media_url
-from workspace.workflow.models import Annotation, Project, Task
+from workspace.workflow.models import SKIPPED, SUBMITTED, Annotation, Project, Task
 from workspace.lib.xmlsafe import Element
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -140,9 +147,41 @@ def _nodes(element: Element, config: LabelConfig, data: dict[str, Any], media: A
     return out
 
 
+def _iso(moment: datetime | None) -> str | None:
+    """An ISO timestamp the browser reads as UTC (SQLite hands back naive UTC datetimes)."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def _actions(start: ann.Start) -> dict[str, Any]:
+    """The buttons of the page. The primary one answers Ctrl+Enter: "Submit & next" (the queue goes
+    on), beside a plain "Submit" that stays on the task; "Update" once the member submitted the task."""
+    work = start.work
+    if work.submitted:
+        buttons = [{"then": "stay", "label": "Update", "primary": True}]
+    else:
+        buttons = [{"then": "stay", "label": "Submit", "primary": False},
+                   {"then": "next", "label": "Submit & next", "primary": True}]
+    draft, annotation = work.draft, work.annotation
+    moment: datetime | None = None
+    if start.source == "draft" and draft is not None:
+        state, label, moment = "draft", "Draft restored", draft.updated_at or draft.created_at
+    elif annotation is not None:
+        state, label = annotation.status, "Submitted" if work.submitted else "Skipped"
+        moment = annotation.updated_at or annotation.created_at
+    else:
+        state, label = "", ""
+    return {"buttons": buttons, "skip": not work.submitted, "submitted": work.submitted, "state": state,
+            "state_label": label, "at": _iso(moment),
+            "yours": "Submitted" if work.submitted else "Skipped" if work.skipped else "Not submitted",
+            "suggested": start.source == "prediction" and bool(start.result)}
+
+
 def _label_page(request: Request[Any, Any, Any], project: Project, task: Task | None, *, status: int = 200,
                 error: str = "") -> Template:
     db = _db(request)
+    user_id = ctx_of(request).user_id
     config = parse_label_config(project.label_config)
     data = task.data if task is not None and isinstance(task.data, dict) else {}
     sign = lambda value: media_url(runtime_of(request), ctx_of(request).tenant_id, value)  # "/media/<key>" -> short-lived URL
@@ -151,15 +190,25 @@ def _label_page(request: Request[Any, Any, Any], project: Project, task: Task | 
     kinds = {c.result_type for c in config.controls}
     has_regions = bool(kinds & (ann.IMAGE_RESULT_TYPES | {"labels"}))  # the page lists regions
     total = db.scalar(select(func.count(Task.id)).where(Task.project_id == project.id)) or 0
-    mine = db.scalar(select(func.count(func.distinct(Annotation.task_id)))
-                     .where(Annotation.project_id == project.id, Annotation.completed_by_id == ctx_of(request).user_id)) or 0
-    remaining_task = ann.next_task(db, project.id, ctx_of(request).user_id)
+    mine: dict[str, int] = {status: n for status, n in db.execute(  # tasks I submitted, skipped (drafts are not done)
+        select(Annotation.status, func.count(func.distinct(Annotation.task_id)))
+        .where(Annotation.project_id == project.id, Annotation.completed_by_id == user_id,
+               Annotation.status.in_((SUBMITTED, SKIPPED)))
+        .group_by(Annotation.status))}
+    remaining_task = ann.next_task(db, project.id, user_id)
+    start = ann.starting_point(db, config, task, user_id) if task is not None else None
+    actions = _actions(start) if start is not None else {}
+    base = f"/t/{ctx_of(request).tenant_slug}/projects/{project.id}/label"
     return page(request, "workflow/label.html", status=status, project=project, task=task, nodes=nodes,
-                texts=texts, kinds=kinds, has_regions=has_regions, total=total, done=mine, error=error,
-                has_remaining=remaining_task is not None,
+                texts=texts, kinds=kinds, has_regions=has_regions, total=total, done=mine.get(SUBMITTED, 0),
+                skipped=mine.get(SKIPPED, 0), error=error, has_remaining=remaining_task is not None,
+                actions=actions, base=base,
                 client={"texts": {k: v for k, v in texts.items() if v is not None},
                         "task": task.id if task else None,
-                        "suggestions": ann.suggested_regions(db, config, task) if task is not None else []})
+                        "suggestions": start.result if start is not None and start.source == "prediction" else [],
+                        "restore": start.result if start is not None and start.source != "prediction" else None,
+                        "lead_time": start.lead_time if start is not None else 0,
+                        "state": actions.get("state", ""), "at": actions.get("at")})
 
 
 @get("/t/{slug:str}/projects/{project_id:int}/label", opt=requires("project:annotate", nav="projects"),
@@ -178,6 +227,32 @@ def label_task(request: Request[Any, Any, Any], slug: FromPath[str], project_id:
     return _label_page(request, project, task)
 
 
+def _form_task(db: Session, project: Project, data: dict[str, Any]) -> Task:
+    raw_task = one(data, "task")
+    if not raw_task.isdigit():
+        raise NotFound("Task not found")
+    return ann.get_task(db, project.id, int(raw_task))
+
+
+def _raw_result(data: dict[str, Any]) -> str:
+    raw = data.get("result", "")
+    raw = raw[-1] if isinstance(raw, list) and raw else raw
+    return raw if isinstance(raw, str) else ""
+
+
+def _go(request: Request[Any, Any, Any], slug: str, project_id: int, task_id: int | None) -> Response[Any] | Redirect:
+    """To ``task_id`` (None: the next task in the queue); htmx (the page's fetch) follows HX-Redirect."""
+    target = f"/t/{slug}/projects/{project_id}/label"
+    if task_id is None:
+        following = ann.next_task(_db(request), project_id, ctx_of(request).user_id)
+        task_id = following.id if following is not None else None
+    if task_id is not None:
+        target += f"?task={task_id}"
+    if is_htmx(request):
+        return Response(None, status_code=204, headers={"HX-Redirect": target})
+    return see_other(target)
+
+
 def _parse_lead_time(raw: str) -> float | None:
     try:
         value = float(raw)
@@ -191,37 +266,80 @@ def _parse_lead_time(raw: str) -> float | None:
 @in_thread
 def submit_annotation(request: Request[Any, Any, Any], slug: FromPath[str], project_id: FromPath[int],
                       data: Form) -> Template | Redirect | Response[Any]:
+    """Submit (or update) the member's annotation, then stay on the task (``then=stay``) or go on to
+    the next one (``then=next``, the default)."""
     db = _db(request)
     project = svc.get_project(db, project_id)
-    raw_task = one(data, "task")
-    if not raw_task.isdigit():
-        raise NotFound("Task not found")
-    task = ann.get_task(db, project.id, int(raw_task))
-    raw_result = data.get("result", "")
-    raw_result = raw_result[-1] if isinstance(raw_result, list) and raw_result else raw_result
+    task = _form_task(db, project, data)
+    raw_result = _raw_result(data)
+    stay = one(data, "then") == "stay"
     try:
         try:
-            result = json.loads(raw_result) if isinstance(raw_result, str) and raw_result.strip() else None
+            result = json.loads(raw_result) if raw_result.strip() else None
         except ValueError as exc:
             raise ann.ResultInvalid(f"The result is not valid JSON: {exc}.", field="result") from None
         if result is None:
             raise ann.ResultInvalid("The annotation is empty: label something before submitting.", field="result")
+        updating = ann.my_work(db, task.id, ctx_of(request).user_id).submitted
         ann.submit_annotation(db, ctx_of(request), project.id, task.id, result,
                               _parse_lead_time(one(data, "lead_time")))
     except Invalid as exc:
-        db.rollback()
-        status = 422
-        if is_htmx(request):
-            return fragment(request, "workflow/partials/_label_errors.html", status=status, error=exc.message)
-        project = svc.get_project(db, project_id)
-        return _label_page(request, project, ann.get_task(db, project.id, task.id), status=status, error=exc.message)
-    target = f"/t/{slug}/projects/{project.id}/label"
-    following = ann.next_task(db, project.id, ctx_of(request).user_id)
-    if following is not None:
-        target += f"?task={following.id}"
+        return _refused(request, project_id, task.id, exc)
+    if stay:
+        notice(request, f"Task #{task.id}: your annotation is {'updated' if updating else 'submitted'}.")
+    return _go(request, slug, project.id, task.id if stay else None)
+
+
+def _refused(request: Request[Any, Any, Any], project_id: int, task_id: int,
+             exc: Invalid | Conflict) -> Template:
+    """Nothing saved: the errors box (htmx), or the page again with the error."""
+    db = _db(request)
+    db.rollback()
+    status = 409 if isinstance(exc, Conflict) else 422
     if is_htmx(request):
-        return Response(None, status_code=204, headers={"HX-Redirect": target})
-    return see_other(target)
+        return fragment(request, "workflow/partials/_label_errors.html", status=status, error=exc.message)
+    project = svc.get_project(db, project_id)
+    return _label_page(request, project, ann.get_task(db, project.id, task_id), status=status, error=exc.message)
 
 
-route_handlers = [label_task, submit_annotation]
+@post("/t/{slug:str}/projects/{project_id:int}/label/skip", opt=requires("project:annotate", nav="projects"),
+      name="skip_task")
+@in_thread
+def skip_task(request: Request[Any, Any, Any], slug: FromPath[str], project_id: FromPath[int],
+              data: Form) -> Template | Redirect | Response[Any]:
+    """Skip the task (discarding the member's draft) and go on to the next one."""
+    db = _db(request)
+    project = svc.get_project(db, project_id)
+    task = _form_task(db, project, data)
+    try:
+        ann.skip_task(db, ctx_of(request), project.id, task.id, _parse_lead_time(one(data, "lead_time")))
+    except Conflict as exc:
+        return _refused(request, project_id, task.id, exc)
+    notice(request, f"Task #{task.id} skipped. It stays out of your queue; open it by its number to label it after all.",
+           "info")
+    return _go(request, slug, project.id, None)
+
+
+@post("/t/{slug:str}/projects/{project_id:int}/label/draft", opt=requires("project:annotate", nav="projects"),
+      name="save_draft", request_max_body_size=4 * ann.MAX_DRAFT_BYTES)  # URL encoding may triple the JSON
+@in_thread
+def save_draft(request: Request[Any, Any, Any], slug: FromPath[str], project_id: FromPath[int],
+               data: Form) -> Response[Any]:
+    """Save the member's work in progress (JSON answer; errors as JSON too when asked with Accept)."""
+    db = _db(request)
+    project = svc.get_project(db, project_id)
+    task = _form_task(db, project, data)
+    raw_result = _raw_result(data)
+    if len(raw_result.encode()) > ann.MAX_DRAFT_BYTES:
+        raise TooLarge(f"The draft is larger than {ann.MAX_DRAFT_BYTES // 1_000_000} MB, so it was not saved. "
+                       "Your work is still on this page: submit it to keep it.", field="result")
+    try:
+        result = json.loads(raw_result or "[]")
+    except ValueError as exc:
+        raise ann.ResultInvalid(f"The draft is not valid JSON: {exc}.", field="result") from None
+    draft = ann.save_draft(db, ctx_of(request), project.id, task.id, result, _parse_lead_time(one(data, "lead_time")))
+    return Response({"id": draft.id, "task": task.id, "saved_at": _iso(draft.updated_at or draft.created_at)},
+                    status_code=200)
+
+
+route_handlers = [label_task, submit_annotation, skip_task, save_draft]
