@@ -356,3 +356,21 @@ def test_restored_work_drops_what_the_config_no_longer_has(client, runtime, worl
         row = db.scalars(select(Annotation)).one()
         row.result = [CHOICE, YEAR, {**CHOICE, "id": "x", "from_name": "removed"}]
     assert _client_data(client.get(_url(project_id, f"?task={t1}")).text)["restore"] == [CHOICE, YEAR]
+
+
+def test_draft_autosaves_are_audited_as_digests_and_submits_in_full(client, runtime, world):
+    project_id, (t1, _t2, _t3) = _project(runtime, world)
+    login(client, world.owner)
+    assert _draft(client, project_id, t1, [SPAN]).status_code == 200
+    assert _draft(client, project_id, t1, [SPAN, CHOICE]).status_code == 200
+    assert _submit(client, project_id, t1, [SPAN, CHOICE]).status_code == 303
+    with runtime.unit_of_work(world.tenant_id) as db:
+        events = list(db.scalars(select(AuditEvent).where(AuditEvent.object_type == "annotation")
+                                 .order_by(AuditEvent.seq)))
+    assert [e.action for e in events] == ["annotation.created", "annotation.draft_saved", "annotation.updated"]
+    created, saved, submitted = events
+    assert created.changes["result"][1]["regions"] == 1 and len(created.changes["result"][1]["sha256"]) == 64
+    old, new = saved.changes["result"]
+    assert (old["regions"], new["regions"]) == (1, 2) and "Ada" not in json.dumps(saved.changes)
+    assert submitted.changes["status"] == ["draft", "submitted"]
+    assert "result" not in submitted.changes  # submitted as drafted: the status change is the event

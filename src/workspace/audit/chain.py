@@ -225,7 +225,7 @@ def _after_flush(session: Session, _ctx) -> None:  # type: ignore[no-untyped-def
                 "object_type": obj.__audit_type__,
                 "object_id": getattr(obj, "id", None),
                 "object_label": obj.audit_label(),
-                "changes": changes,
+                "changes": obj.audit_changes(changes),
                 "actor": actor,
             }
         )

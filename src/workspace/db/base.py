@@ -56,6 +56,11 @@ class Audited:
         """The action's verb: "created", "updated", "deleted", or a more telling one for an update."""
         return verb
 
+    def audit_changes(self, changes: dict[str, list[object]]) -> dict[str, list[object]]:
+        """What the event records of the changes (``{column: [old, new]}``); a model may shorten
+        bulky values, e.g. to a digest."""
+        return changes
+
     def audit_label(self) -> str:
         for attr in ("email", "name", "slug", "title", "key"):
             value = getattr(self, attr, None)

@@ -7,6 +7,7 @@ with its counts. Projects and annotations are audited by the flush hook like eve
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Int
 from sqlalchemy.orm import Mapped, mapped_column
 
 from workspace.db.base import Audited, Base, TenantOwned, Timestamped
+from workspace.lib.canonical import canonical_json
 
 __all__ = ["Project", "Task", "Annotation", "Prediction", "ImportBatch", "Export", "DEFAULT_LABEL_CONFIG",
            "SUBMITTED", "SKIPPED", "DRAFT"]
@@ -104,6 +106,26 @@ class Annotation(TenantOwned, Timestamped, Audited, Base):
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     lead_time: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def audit_verb(self, verb: str, changes: dict[str, list[object]]) -> str:
+        if verb == "updated" and self.status == DRAFT and set(changes) <= {"result", "updated_at", "lead_time"}:
+            return "draft_saved"
+        return verb
+
+    def audit_changes(self, changes: dict[str, list[object]]) -> dict[str, list[object]]:
+        """A draft autosaves every few seconds: its events record a digest of the result (regions and
+        SHA-256), not the result itself; submitted work keeps the full before/after."""
+        if self.status != DRAFT or "result" not in changes:
+            return changes
+        return {**changes, "result": [_digest(v) for v in changes["result"]]}
+
+
+def _digest(result: object) -> dict[str, object] | None:
+    if result is None:
+        return None
+    text = canonical_json(result)
+    return {"regions": len(result) if isinstance(result, list) else None,
+            "sha256": hashlib.sha256(text).hexdigest()}
 
 
 class Prediction(TenantOwned, Base):
