@@ -242,6 +242,21 @@ def add_member(runtime, world: World, email: str, role: str, password: str = PAS
         return Person(email, password, user.id, membership.id)
 
 
+def grant_project(runtime, world: World, project_id: int, role: str = "annotator", *,  # type: ignore[no-untyped-def]
+                  person: Person | None = None, team_id: int | None = None) -> int:
+    """Grant a project role to a member or a team, as the owner (through the service); the grant's id."""
+    from workspace.tenancy.context import TenantContext
+    from workspace.tenancy.permissions import CATALOGUE
+    from workspace.tenancy.services import grant_project_role
+
+    owner = TenantContext(world.tenant_id, world.slug, world.slug, world.owner.user_id, world.owner.email, "",
+                          world.owner.membership_id, "owner", permissions=frozenset(CATALOGUE))
+    with runtime.unit_of_work(world.tenant_id) as db:
+        grant = grant_project_role(db, owner, project_id, role, user_id=person.user_id if person else None,
+                                   team_id=team_id)
+        return grant.id
+
+
 def csrf_token(client) -> str:  # type: ignore[no-untyped-def]
     token = client.cookies.get("ws_csrf")
     if not token:

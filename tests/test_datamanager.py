@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import event, func, select
 
-from conftest import add_member, login, make_tenant, post_form
+from conftest import add_member, grant_project, login, make_tenant, post_form
 from workspace.audit.models import AuditEvent
 from workspace.workflow import datamanager as dm
 from workspace.workflow.models import Annotation, Prediction, Project, Task
@@ -312,20 +312,23 @@ def test_annotator_sees_only_own_tasks(make_client, runtime, world):
     reviewer = add_member(runtime, world, "rev@alpha.example", "reviewer")
     ids = _tasks(runtime, world, pid, [({"text": "mine"}, {"annotators": [ann.user_id]}),
                                        ({"text": "theirs"}, {"annotators": [other.user_id]}),
+                                       ({"text": "ours"}, {"annotators": [ann.user_id, other.user_id]}),
                                        {"text": "nobody's"}])
+    for person in (ann, other):
+        grant_project(runtime, world, pid, person=person)
     browser = make_client()
     login(browser, ann)
     r = browser.get(_url(world, pid))
     assert r.status_code == 200
-    assert "mine" in r.text and "theirs" not in r.text and "nobody" not in r.text
+    assert "mine" in r.text and "ours" in r.text and "theirs" not in r.text and "nobody" not in r.text
     assert "Delete selected" not in r.text and 'name="ids"' not in r.text  # no project:update
-    assert "other@alpha.example" not in r.text  # no annotator filter listing members
+    assert "other@alpha.example" not in r.text  # no annotator filter listing members, nor co-annotators
     r = post_form(browser, f"/t/alpha/projects/{pid}/data/delete", {"ids": [str(ids[0])], "confirm": "1"})
     assert r.status_code == 403
     rev = make_client()
     login(rev, reviewer)
     r = rev.get(_url(world, pid))
-    assert all(t in r.text for t in ("mine", "theirs", "nobody"))
+    assert all(t in r.text for t in ("mine", "theirs", "ours", "nobody", "other@alpha.example"))
 
 
 def test_project_grant_reviewer_sees_all(client, make_client, runtime, world):
@@ -334,7 +337,10 @@ def test_project_grant_reviewer_sees_all(client, make_client, runtime, world):
     _tasks(runtime, world, pid, [{"text": "first task"}, {"text": "second task"}])
     browser = make_client()
     login(browser, ann)
-    assert "first task" not in browser.get(_url(world, pid)).text
+    assert browser.get(_url(world, pid)).status_code == 404  # not granted: the project does not exist for them
+    grant_project(runtime, world, pid, person=ann)
+    text = browser.get(_url(world, pid)).text
+    assert "first task" not in text and "second task" not in text  # an annotator: only their own tasks
     login(client, world.owner)
     r = post_form(client, f"/t/alpha/projects/{pid}/grants", {"subject": f"user:{ann.user_id}", "role": "reviewer"})
     assert r.status_code == 303

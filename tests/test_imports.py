@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import func, select
 
-from conftest import add_member, csrf_token, login, make_tenant, post_form
+from conftest import add_member, csrf_token, grant_project, login, make_tenant, post_form
 from workspace.audit.models import AuditEvent
 from workspace.workflow.models import Annotation, Prediction, Task
 
@@ -100,5 +100,7 @@ def test_import_needs_permission_and_csrf(client, make_client, runtime):
     ann = add_member(runtime, world, "ann@acme.example", "annotator")
     other = make_client()
     login(other, ann)
-    assert _upload(other, pid, "a.txt", "x\n").status_code == 403
+    assert _upload(other, pid, "a.txt", "x\n").status_code == 404  # not granted: no such project for them
+    grant_project(runtime, world, pid, person=ann)
+    assert _upload(other, pid, "a.txt", "x\n").status_code == 403  # granted to label, not to import
     assert _count(runtime, world, Task) == 0

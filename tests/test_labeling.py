@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from conftest import add_member, login, make_tenant, post_form
+from conftest import add_member, grant_project, login, make_tenant, post_form
 from workspace.lib.timeutil import utcnow
 from workspace.workflow.models import Annotation, Task
 from workspace.workflow.templates import TEMPLATES, template
@@ -283,6 +283,7 @@ def test_count_increments_and_next_task_skips_my_work(client, make_client, runti
     project_id, (t1, t2, t3) = _project(runtime, world, "text-classification",
                                         [{"text": "one"}, {"text": "two"}, {"text": "three"}])
     annotator = add_member(runtime, world, "ann@alpha.example", "annotator")
+    grant_project(runtime, world, project_id, person=annotator)
     result = [{"id": "r1", "from_name": "sentiment", "to_name": "text", "type": "choices",
                "value": {"choices": ["Neutral"]}}]
     login(client, world.owner)

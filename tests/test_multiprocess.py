@@ -187,6 +187,45 @@ def test_role_change_on_a_holds_on_the_next_request_on_b(cluster):
     _no_server_errors(cluster)
 
 
+def test_project_grant_on_a_holds_on_the_next_request_on_b(cluster):
+    """An annotator sees a project only while it is granted: grant and revoke on A, look on B."""
+    slug = f"gamma{uuid.uuid4().hex[:6]}"
+    owner_email = f"owner@{slug}.example"
+    ann_email = f"ann@{slug}.example"
+    ok(run(cluster.env, "create-tenant", slug, "--name", "Gamma", "--owner-email", owner_email,
+           "--owner-password", OWNER_PASSWORD))
+    with cluster.a.client() as owner_a, cluster.b.client() as ann_b:
+        assert browser_login(owner_a, owner_email, OWNER_PASSWORD).status_code == 303
+        created = owner_a.post(f"/t/{slug}/projects", data={"title": "Shared project", "_csrf_token": _csrf(owner_a)})
+        assert created.status_code == 303, created.text[:500]
+        project = created.headers["location"]
+        page = owner_a.post(f"/t/{slug}/members/invite",
+                            data={"email": ann_email, "role": "annotator", "_csrf_token": _csrf(owner_a)})
+        link = re.search(r'/invite/([A-Za-z0-9_\-]+)"', page.text)
+        assert link, page.text[:2000]
+        accepted = ann_b.post(f"/invite/{link.group(1)}", data={"name": "Ann", "password": ADMIN_PASSWORD,
+                                                                "_csrf_token": _csrf(ann_b)})
+        assert accepted.status_code == 303, accepted.text[:500]
+        assert ann_b.get(project).status_code == 404
+        assert "Shared project" not in ann_b.get(f"/t/{slug}/projects").text
+
+        user_id = _members(cluster.a, _owner_token(cluster, slug, owner_email))[ann_email]["user_id"]
+        granted = owner_a.post(f"{project}/grants", data={"subject": f"user:{user_id}", "role": "annotator",
+                                                          "_csrf_token": _csrf(owner_a)})
+        assert granted.status_code == 303, granted.text[:500]
+        assert ann_b.get(project).status_code == 200
+        assert "Shared project" in ann_b.get(f"/t/{slug}/projects").text
+        assert ann_b.get(f"{project}/label").status_code == 200
+
+        grant = re.search(r'/grants/(\d+)/revoke"', owner_a.get(project).text)
+        assert grant
+        revoked = owner_a.post(f"{project}/grants/{grant.group(1)}/revoke", data={"_csrf_token": _csrf(owner_a)})
+        assert revoked.status_code == 303
+        assert ann_b.get(project).status_code == 404
+        assert ann_b.get(f"{project}/label").status_code == 404
+    _no_server_errors(cluster)
+
+
 def _no_server_errors(cluster: Cluster) -> None:
     for server in (cluster.a, cluster.b):
         assert server.proc.poll() is None, server.output()

@@ -196,9 +196,16 @@ def test_teams_and_project_grants_and_explain(client, runtime):
     # Tenant-wide, the annotator still can't review.
     assert runtime.authz.can(ann.user_id, world.tenant_id, "project:review") is False
     assert runtime.authz.can(ann.user_id, world.tenant_id, "project:review", project_id) is True
-    # Through the membership role: annotate, via role Annotator.
+    # The annotator role is project-scoped: no project permission tenant-wide, and explain says why...
     r = client.get(f"/t/acme/explain?member={ann.membership_id}&permission=project:annotate")
-    assert "role Annotator" in r.text
+    assert "✘ No" in r.text and "Their role Annotator holds project permissions only inside the projects granted" in r.text
+    assert runtime.authz.can(ann.user_id, world.tenant_id, "project:read") is False
+    # ...inside the project the team's grant gives it, through the team and role Reviewer.
+    r = client.get(f"/t/acme/explain?member={ann.membership_id}&permission=project:annotate&project={project_id}")
+    assert "✔ Yes" in r.text and "team Labelers" in r.text
+    # Tenant-level permissions of the annotator role hold tenant-wide.
+    r = client.get(f"/t/acme/explain?member={ann.membership_id}&permission=tenant:read")
+    assert "✔ Yes" in r.text and "role Annotator" in r.text
 
 
 def test_custom_role_lifecycle(client, runtime):

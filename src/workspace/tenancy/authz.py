@@ -7,6 +7,13 @@ their permissions are code (domain ``*``), loaded into every enforcer; tenant da
 role, team members, grants, custom roles) is rows of ``casbin_rule`` written in the same database
 transaction as the change it mirrors, read back through ``sqlalchemy_adapter``.
 
+Project-scoped roles (the built-in annotator, see :mod:`workspace.tenancy.permissions`): their project
+permissions are rules in the pseudo-domain ``projects``, which the matcher lets apply in project
+domains only. An annotator's tenant membership (``t<tenant>``) therefore gives ``tenant:read`` but no
+``project:read``; a grant on a project (``t<tenant>/p<project>``, to them or to one of their teams)
+gives the annotator role there. Roles that inherit a project-scoped role (reviewer inherits annotator)
+hold those project permissions in every domain through rules of their own.
+
 Freshness: each change bumps ``tenant.policy_version`` in that transaction. Every request compares the
 tenant's version with the one its process loaded and reloads when it moved, so a role change holds
 on the very next request in every process. With Redis configured, a committed change is also
@@ -28,7 +35,7 @@ from sqlalchemy_adapter import Adapter
 
 from workspace.db.engine import readonly_engine
 from workspace.tenancy.models import CasbinRule, Tenant
-from workspace.tenancy.permissions import BUILTIN_ROLES, CATALOGUE
+from workspace.tenancy.permissions import BUILTIN_ROLES, CATALOGUE, PROJECT_PERMISSIONS
 
 __all__ = ["Authz", "Decision", "policy", "tenant_dom", "project_dom", "attach_redis_watcher"]
 
@@ -48,8 +55,10 @@ g = _, _, _
 e = some(where (p.eft == allow))
 
 [matchers]
-m = g(r.sub, p.sub, r.dom) && (p.dom == "*" || p.dom == r.dom) && r.obj == p.obj && r.act == p.act
+m = g(r.sub, p.sub, r.dom) && (p.dom == "*" || p.dom == r.dom || (p.dom == "projects" && isProjectDomain(r.dom))) && r.obj == p.obj && r.act == p.act
 """
+# The p-rule domain of a project-scoped role's project permissions: any project domain, no tenant domain.
+PROJECTS_ONLY = "projects"
 
 
 def tenant_dom(tenant_id: int) -> str:
@@ -64,12 +73,25 @@ def _all_projects_dom(tenant_id: int) -> str:
     return f"t{tenant_id}/*"
 
 
+def is_project_domain(dom: str) -> bool:
+    """``t<tenant>/p<project>`` (not a tenant domain, not the ``t<tenant>/*`` team domain)."""
+    tenant, sep, project = dom.partition("/p")
+    return bool(sep) and tenant[:1] == "t" and tenant[1:].isdigit() and project.isdigit()
+
+
 def _builtin_rules() -> tuple[list[list[str]], list[list[str]]]:
     p_rules, g_rules = [], []
     for role in BUILTIN_ROLES.values():
-        for permission in sorted(role.own):
+        rules = {(p, PROJECTS_ONLY if role.project_scoped and p in PROJECT_PERMISSIONS else "*") for p in role.own}
+        if not role.project_scoped:
+            # Inherited from project-scoped roles: these hold everywhere for this role.
+            parent = BUILTIN_ROLES[role.inherits] if role.inherits else None
+            while parent is not None and parent.project_scoped:
+                rules |= {(p, "*") for p in parent.own & PROJECT_PERMISSIONS}
+                parent = BUILTIN_ROLES[parent.inherits] if parent.inherits else None
+        for permission, dom in sorted(rules):
             obj, act = permission.split(":")
-            p_rules.append([f"role:{role.key}", "*", obj, act])
+            p_rules.append([f"role:{role.key}", dom, obj, act])
         if role.inherits:
             g_rules.append([f"role:{role.key}", f"role:{role.inherits}", "*"])
     return p_rules, g_rules
@@ -104,6 +126,7 @@ class Authz:
         enforcer.enable_auto_save(False)
         enforcer.enable_log(False) if hasattr(enforcer, "enable_log") else None
         enforcer.add_named_domain_matching_func("g", key_match)
+        enforcer.add_function("isProjectDomain", is_project_domain)
         p_rules, g_rules = _builtin_rules()
         enforcer.add_policies(p_rules)
         enforcer.add_grouping_policies(g_rules)
@@ -144,8 +167,9 @@ class Authz:
             return True
         return project_id is not None and e.enforce(sub, project_dom(tenant_id, project_id), obj, act)
 
-    def permissions(self, user_id: int, tenant_id: int) -> frozenset[str]:
-        return frozenset(p for p in CATALOGUE if self.can(user_id, tenant_id, p))
+    def permissions(self, user_id: int, tenant_id: int, project_id: int | None = None) -> frozenset[str]:
+        """What the member may do in the tenant, and with ``project_id`` also inside that project."""
+        return frozenset(p for p in CATALOGUE if self.can(user_id, tenant_id, p, project_id))
 
     def explain(self, user_id: int, tenant_id: int, permission: str, project_id: int | None = None) -> Decision:
         obj, act = permission.split(":")

@@ -2,6 +2,21 @@
 
 A permission is ``(resource, action)``, written ``"resource:action"``. Built-in roles form the chain
 owner > admin > manager > reviewer > annotator (each inherits the one below); auditor stands apart.
+
+Where a role's permissions hold:
+
+* Project permissions (:data:`PROJECT_PERMISSIONS`: read, annotate, review, update, delete a project)
+  can hold tenant-wide or inside one project (a project grant to a member or a team, domain
+  ``t<tenant>/p<project>``). ``project:create`` is tenant-level: it is about no existing project.
+* A **project-scoped** role (``RoleDef.project_scoped``; of the built-in roles only ``annotator``) holds
+  its project permissions only inside the projects granted to the member, directly or through a team;
+  its other permissions (``tenant:read``, ``token:own``) hold tenant-wide. For such a member a project
+  outside their grants does not exist: its pages answer 404 like a missing one.
+* Reviewer, manager, admin and owner hold their project permissions tenant-wide (every project);
+  the auditor holds ``project:read`` tenant-wide.
+* Custom roles are not project-scoped: their permissions hold tenant-wide, exactly as written. A
+  custom role without project permissions gives project access through project grants only, which
+  is how a tenant makes its own "project-scoped" role; keep ``project:*`` out of it.
 """
 
 from __future__ import annotations
@@ -13,7 +28,9 @@ __all__ = [
     "BUILTIN_ROLES",
     "BUILTIN_ORDER",
     "PROJECT_ROLES",
+    "PROJECT_PERMISSIONS",
     "RoleDef",
+    "is_project_scoped",
     "builtin_permissions",
     "perm",
 ]
@@ -53,11 +70,12 @@ class RoleDef:
     inherits: str | None
     own: frozenset[str]
     rank: int
+    project_scoped: bool = False  # project permissions hold only inside projects granted to the member
 
 
 _ROLES = [
-    RoleDef("annotator", "Annotator", "Labels the tasks of projects they can see", None,
-            frozenset({"tenant:read", "project:read", "project:annotate", "token:own"}), 1),
+    RoleDef("annotator", "Annotator", "Labels the tasks of the projects granted to them", None,
+            frozenset({"tenant:read", "project:read", "project:annotate", "token:own"}), 1, project_scoped=True),
     RoleDef("reviewer", "Reviewer", "Annotator, and accepts or rejects annotations", "annotator",
             frozenset({"project:review"}), 2),
     RoleDef("manager", "Manager", "Reviewer, and runs projects: creates, configures, assigns",
@@ -77,6 +95,16 @@ _ROLES = [
 BUILTIN_ROLES: dict[str, RoleDef] = {r.key: r for r in _ROLES}
 BUILTIN_ORDER = ["owner", "admin", "manager", "reviewer", "annotator", "auditor"]
 PROJECT_ROLES = ("manager", "reviewer", "annotator")
+# Permissions about one existing project: grantable per project, and held by a project-scoped role only
+# inside its member's granted projects.
+PROJECT_PERMISSIONS = frozenset({"project:read", "project:annotate", "project:review", "project:update",
+                                 "project:delete"})
+
+
+def is_project_scoped(role_key: str) -> bool:
+    """Whether a member with this tenant role holds project permissions only in granted projects."""
+    role = BUILTIN_ROLES.get(role_key)
+    return role is not None and role.project_scoped
 
 
 def builtin_permissions(key: str) -> frozenset[str]:

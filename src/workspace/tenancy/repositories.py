@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from workspace.tenancy.errors import NotFound
@@ -12,6 +12,7 @@ from workspace.tenancy.models import (
     MEMBER_ACTIVE,
     ApiToken,
     Membership,
+    ProjectGrant,
     Role,
     Team,
     TeamMember,
@@ -33,6 +34,7 @@ __all__ = [
     "visible_tokens",
     "token_by_hash",
     "teams",
+    "granted_project_ids",
 ]
 
 M = TypeVar("M")
@@ -105,3 +107,13 @@ def token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
 
 def teams(session: Session) -> list[Team]:
     return list(session.scalars(select(Team).order_by(Team.name)))
+
+
+def granted_project_ids(user_id: int) -> Select[tuple[int]]:
+    """Ids of the projects granted to the user, directly or through one of their teams (a subquery).
+
+    Every project role includes ``project:read``, so these are the projects a project-scoped member sees.
+    """
+    their_teams = select(TeamMember.team_id).where(TeamMember.user_id == user_id)
+    return select(ProjectGrant.project_id).where(
+        or_(ProjectGrant.user_id == user_id, ProjectGrant.team_id.in_(their_teams)))

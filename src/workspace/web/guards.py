@@ -4,6 +4,13 @@ Every route declares its access in ``opt`` with ``requires(...)``: ``PUBLIC``, `
 no tenant) or a permission ``"resource:action"`` that the member must hold in the tenant of the URL
 (pages, ``/t/{slug}/...``, session cookie) or of the API key (``/api/...``, token only). A route
 without a declaration fails closed with a configuration error (and the test suite lists it).
+
+When the path names a project (``{project_id}``), the permission may also come from a grant on that
+project, and the request's context (``ctx.permissions``, the templates' ``can`` flags) holds the
+tenant's permissions plus that project's. A member whose role is project-scoped (the annotator) and
+who cannot read that project gets 404, exactly like a missing project: grants decide which projects
+exist for them. Anyone else lacking the permission gets 403 (whether or not the project exists, so
+neither answer tells an existing project from a missing one).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from workspace.tenancy import repositories as repo
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Forbidden, NotFound
 from workspace.tenancy.models import MEMBER_ACTIVE, Tenant, User
-from workspace.tenancy.permissions import CATALOGUE
+from workspace.tenancy.permissions import CATALOGUE, is_project_scoped
 from workspace.tenancy.scoping import bind_tenant
 from workspace.tenancy.services import resolve_api_key
 from workspace.web.uow import request_actor, request_session, runtime_of
@@ -111,6 +118,8 @@ def _resolve(connection: ASGIConnection[Any, Any, Any, Any], access: str) -> Non
         if last is None or utcnow() - last > TOKEN_TOUCH:
             token.last_used_at = utcnow()
     runtime.authz.ensure_fresh(tenant.id, tenant.policy_version)
+    raw_project = connection.path_params.get("project_id")
+    project_id = int(raw_project) if raw_project is not None else None
     ctx = TenantContext(
         tenant_id=tenant.id,
         tenant_slug=tenant.slug,
@@ -120,16 +129,18 @@ def _resolve(connection: ASGIConnection[Any, Any, Any, Any], access: str) -> Non
         user_name=user.name,
         membership_id=membership.id,
         role=membership.role,
-        permissions=runtime.authz.permissions(user.id, tenant.id),
+        permissions=runtime.authz.permissions(user.id, tenant.id, project_id),
         via="token" if token is not None else "session",
         token_id=token.id if token is not None else None,
     )
     state[STATE_CTX] = ctx
     if access == PUBLIC or access == SIGNED_IN:
         return
-    project_id = connection.path_params.get("project_id")
-    if ctx.has(access) or (project_id is not None and runtime.authz.can(user.id, tenant.id, access, int(project_id))):
+    if ctx.has(access):
         return
+    if project_id is not None and not ctx.has("project:read") and is_project_scoped(membership.role):
+        # Outside their grants a project does not exist for this member: answer like a missing one.
+        raise NotFound("Project not found")
     _record_denied(connection, ctx, access)
     raise Forbidden("You don't have permission to do that.")
 

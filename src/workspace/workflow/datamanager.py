@@ -5,8 +5,11 @@ fetched (so within the bound tenant); the tenant criterion itself is added by th
 
 * Filters: state (labeled / unlabeled), annotator, text (substring of the task data's JSON text, with
   ``%`` and ``_`` taken literally), has predictions, created from/to (UTC dates, both inclusive).
-* Visibility: ``only_annotated_by`` restricts the list to tasks with an annotation by that user (the
-  routes pass it for members without ``project:review``: annotators see the tasks they annotated).
+* Visibility: :func:`own_tasks_of` says whose tasks a member sees (``None``: all of them, for members
+  holding ``project:review`` on the project, reviewers and above; else their own id), and
+  :func:`own_tasks` is the one condition that defines a member's own tasks (today: the tasks they
+  annotated; assignment adds "or assigned to them" there). ``only_own_of`` passes it to the queries;
+  in that mode the annotator column shows only the member themself, never who else labeled a task.
 * Keyset pagination: the cursor encodes the sort, the sort key and the task id; a page is
   ``WHERE (key, id) > (cursor) ORDER BY key, id LIMIT n+1`` — never OFFSET — so the cost of a page
   does not grow with its depth. Indexes ``(project_id, created_at, id)`` and
@@ -31,9 +34,10 @@ from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Invalid, NotFound
 from workspace.tenancy.models import Membership, User
 from workspace.workflow.label_config import LabelConfigError, parse_label_config
-from workspace.workflow.models import Annotation, Project, Task
+from workspace.workflow.models import DRAFT, Annotation, Project, Task
 
 __all__ = ["Filters", "Row", "Page", "SORTS", "STATES", "parse_filters", "list_tasks", "count_matching",
+           "own_tasks", "own_tasks_of",
            "data_columns", "annotator_choices", "selected_ids", "delete_tasks", "encode_cursor",
            "decode_cursor", "PAGE_SIZE", "MAX_PAGE_SIZE", "COUNT_CAP", "MAX_SELECTED_IDS"]
 
@@ -154,14 +158,34 @@ def _text_condition(session: Session, term: str) -> ColumnElement[bool]:
 
 
 def _annotated_by(user_id: int) -> ColumnElement[bool]:
-    return exists().where(Annotation.task_id == Task.id, Annotation.completed_by_id == user_id)
+    # A draft is work in progress, visible only on its author's labeling page: not an annotation here.
+    return exists().where(Annotation.task_id == Task.id, Annotation.completed_by_id == user_id,
+                          Annotation.status != DRAFT)
+
+
+def own_tasks(user_id: int) -> ColumnElement[bool]:
+    """The tasks that are a member's own: today the ones they annotated.
+
+    The one definition of "own" for the data manager (list, count, selection, deletion); assignment
+    will widen it to ``or_(annotated, assigned to them)`` here.
+    """
+    return _annotated_by(user_id)
+
+
+def own_tasks_of(ctx: TenantContext) -> int | None:
+    """Whose tasks this member sees in a project: ``None`` for all of them (``project:review`` on the
+    project: reviewers and above, or a reviewer grant), else their own user id (annotators).
+
+    ``ctx`` is the context of a request about the project, so it holds that project's grants too.
+    """
+    return None if ctx.has("project:review") else ctx.user_id
 
 
 def conditions(session: Session, project_id: int, f: Filters, *,
-               only_annotated_by: int | None = None) -> list[ColumnElement[bool]]:
+               only_own_of: int | None = None) -> list[ColumnElement[bool]]:
     out: list[ColumnElement[bool]] = [Task.project_id == project_id]
-    if only_annotated_by is not None:
-        out.append(_annotated_by(only_annotated_by))
+    if only_own_of is not None:
+        out.append(own_tasks(only_own_of))
     if f.state == "labeled":
         out.append(Task.annotation_count > 0)
     elif f.state == "unlabeled":
@@ -240,11 +264,12 @@ class Page:
 
 
 def list_tasks(session: Session, project_id: int, f: Filters, *, after: str | None = None,
-               before: str | None = None, only_annotated_by: int | None = None) -> Page:
-    """One page of tasks, with their annotators' emails (one query for the page, no N+1)."""
+               before: str | None = None, only_own_of: int | None = None) -> Page:
+    """One page of tasks, with their annotators' emails (one query for the page, no N+1); with
+    ``only_own_of`` the member's own tasks, showing only that member as annotator."""
     _label, column_name, desc = SORTS[f.sort]
     key_col = _KEY_COLUMNS[column_name]
-    where = conditions(session, project_id, f, only_annotated_by=only_annotated_by)
+    where = conditions(session, project_id, f, only_own_of=only_own_of)
     after_key = decode_cursor(after or "", f.sort) if after else None
     before_key = decode_cursor(before or "", f.sort) if before and not after_key else None
     backwards = before_key is not None
@@ -269,7 +294,7 @@ def list_tasks(session: Session, project_id: int, f: Filters, *, after: str | No
         fetched.reverse()
     rows = [Row(r[0], r[1] or {}, r[2], r[3], r[4]) for r in fetched]
     keys = [(r[5], r[0]) for r in fetched]
-    _attach_annotators(session, rows)
+    _attach_annotators(session, rows, only=only_own_of)
     if not rows:
         return Page(rows, None, None, f.sort)
     first, last = keys[0], keys[-1]
@@ -281,20 +306,23 @@ def list_tasks(session: Session, project_id: int, f: Filters, *, after: str | No
                 f.sort)
 
 
-def _attach_annotators(session: Session, rows: list[Row]) -> None:
+def _attach_annotators(session: Session, rows: list[Row], *, only: int | None = None) -> None:
     if not rows:
         return
     by_id = {r.id: r for r in rows}
     stmt = (select(Annotation.task_id, User.email).join(User, User.id == Annotation.completed_by_id)
-            .where(Annotation.task_id.in_(list(by_id))).distinct().order_by(Annotation.task_id, User.email))
+            .where(Annotation.task_id.in_(list(by_id)), Annotation.status != DRAFT).distinct()
+            .order_by(Annotation.task_id, User.email))
+    if only is not None:
+        stmt = stmt.where(Annotation.completed_by_id == only)
     for task_id, email in session.execute(stmt):
         by_id[task_id].annotators.append(email)
 
 
-def count_matching(session: Session, project_id: int, f: Filters, *, only_annotated_by: int | None = None,
+def count_matching(session: Session, project_id: int, f: Filters, *, only_own_of: int | None = None,
                    cap: int | None = COUNT_CAP) -> int:
     """Tasks matching the filter; stops counting at ``cap + 1`` (pass ``cap=None`` for the exact count)."""
-    inner = select(Task.id).where(*conditions(session, project_id, f, only_annotated_by=only_annotated_by))
+    inner = select(Task.id).where(*conditions(session, project_id, f, only_own_of=only_own_of))
     if cap is not None:
         inner = inner.limit(cap + 1)
     return session.scalar(select(func.count()).select_from(inner.subquery())) or 0
@@ -334,7 +362,7 @@ def annotator_choices(session: Session) -> list[tuple[int, str]]:
 
 
 def selected_ids(session: Session, project_id: int, raw_ids: Sequence[str], *,
-                 only_annotated_by: int | None = None) -> list[int]:
+                 only_own_of: int | None = None) -> list[int]:
     """The ids, all of them tasks of this project visible to the caller — or NotFound for the lot."""
     try:
         ids = sorted({int(i) for i in raw_ids})
@@ -345,8 +373,8 @@ def selected_ids(session: Session, project_id: int, raw_ids: Sequence[str], *,
     if not ids:
         return []
     where = [Task.project_id == project_id, Task.id.in_(ids)]
-    if only_annotated_by is not None:
-        where.append(_annotated_by(only_annotated_by))
+    if only_own_of is not None:
+        where.append(own_tasks(only_own_of))
     found = set(session.scalars(select(Task.id).where(*where)))
     if found != set(ids):
         raise NotFound("Task not found")
@@ -354,7 +382,7 @@ def selected_ids(session: Session, project_id: int, raw_ids: Sequence[str], *,
 
 
 def delete_tasks(session: Session, ctx: TenantContext, project_id: int, *, ids: Sequence[int] | None = None,
-                 filters: Filters | None = None, only_annotated_by: int | None = None) -> int:
+                 filters: Filters | None = None, only_own_of: int | None = None) -> int:
     """Delete the given (already checked) ids, or every task matching ``filters``; one audit event.
 
     Annotations and predictions of the tasks go with them (database cascade), so the counts kept on
@@ -364,7 +392,7 @@ def delete_tasks(session: Session, ctx: TenantContext, project_id: int, *, ids: 
         where = [Task.project_id == project_id, Task.id.in_(list(ids))]
         described: dict[str, Any] = {"ids": list(ids)}
     elif filters is not None:
-        where = conditions(session, project_id, filters, only_annotated_by=only_annotated_by)
+        where = conditions(session, project_id, filters, only_own_of=only_own_of)
         described = {"all_matching": True, **filters.query(with_sort=False)}
     else:
         raise Invalid("Select tasks to delete.")

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from workspace.tenancy.authz import policy
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Conflict, Invalid
-from workspace.tenancy.repositories import fetch
+from workspace.tenancy.repositories import fetch, granted_project_ids
 from workspace.workflow.label_config import LabelConfig, LabelConfigError, parse_label_config, removed_labels
-from workspace.workflow.models import DEFAULT_LABEL_CONFIG, Annotation, Project
+from workspace.workflow.models import DEFAULT_LABEL_CONFIG, DRAFT, Annotation, Project
 
 __all__ = ["create_project", "get_project", "update_project", "delete_project", "check_label_config",
-           "labels_in_use"]
+           "labels_in_use", "visible_projects", "count_visible_projects"]
 
 MAX_CONFIG_BYTES = 256 * 1024
 
@@ -57,11 +57,34 @@ def get_project(session: Session, project_id: int) -> Project:
     return fetch(session, Project, project_id, what="Project")
 
 
+def _visible(ctx: TenantContext) -> Select[tuple[Project]]:
+    stmt = select(Project)
+    if not ctx.has("project:read"):
+        stmt = stmt.where(Project.id.in_(granted_project_ids(ctx.user_id)))
+    return stmt
+
+
+def visible_projects(session: Session, ctx: TenantContext) -> list[Project]:
+    """The projects this member sees, newest first: every project with ``project:read`` tenant-wide,
+    else (annotators, project-scoped roles) those granted to them directly or through a team.
+
+    ``ctx`` is the context of a tenant-level request (no project in the path), so its permissions
+    are the tenant-wide ones.
+    """
+    return list(session.scalars(_visible(ctx).order_by(Project.created_at.desc(), Project.id.desc())))
+
+
+def count_visible_projects(session: Session, ctx: TenantContext) -> int:
+    return session.scalar(select(func.count()).select_from(_visible(ctx).subquery())) or 0
+
+
 def labels_in_use(session: Session, project_id: int) -> dict[str, set[str]]:
-    """Label values that the project's annotations store, per control name (streamed, not loaded)."""
+    """Label values that the project's annotations store, per control name (streamed, not loaded).
+    Drafts do not count: the labeling page drops what no longer fits the config when it restores one."""
     used: dict[str, set[str]] = {}
     rows = session.execute(
-        select(Annotation.result).where(Annotation.project_id == project_id).execution_options(yield_per=1000)
+        select(Annotation.result).where(Annotation.project_id == project_id, Annotation.status != DRAFT)
+        .execution_options(yield_per=1000)
     )
     for (result,) in rows:
         for region in result or []:

@@ -20,7 +20,14 @@ from workspace.tenancy.models import (
     TeamMember,
     User,
 )
-from workspace.tenancy.permissions import BUILTIN_ORDER, BUILTIN_ROLES, CATALOGUE, builtin_permissions
+from workspace.tenancy.permissions import (
+    BUILTIN_ORDER,
+    BUILTIN_ROLES,
+    CATALOGUE,
+    PROJECT_PERMISSIONS,
+    builtin_permissions,
+    is_project_scoped,
+)
 from workspace.web.forms import int_or_none, many, one
 from workspace.web.blocking import in_thread
 from workspace.web.guards import requires
@@ -176,7 +183,12 @@ def explain(
             authz = runtime_of(request).authz
             decision = authz.explain(target.user_id, ctx.tenant_id, permission, project_id)
             answer = {"member": target, "decision": decision, "active": target.status == "active",
-                      "path": [_describe(db, node) for node in decision.path]}
+                      "path": [_describe(db, node) for node in decision.path],
+                      # The role holds it, but only inside granted projects: say so rather than a bare "no".
+                      "project_scoped_role": role_name(db, target.role) if (
+                          not decision.allowed and permission in PROJECT_PERMISSIONS
+                          and is_project_scoped(target.role)) else None,
+                      "on_project": project_id is not None}
     return page(request, "tenancy/explain.html", members=members, projects=projects, catalogue=CATALOGUE,
                 selected={"member": member, "permission": permission or "", "project": project_id},
                 answer=answer, error=error)

@@ -33,14 +33,14 @@ from workspace.tenancy.routes._common import Form, db_of, role_name
 @in_thread
 def tenant_home(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
     from workspace.audit.repositories import recent_events
-    from workspace.workflow.models import Project
+    from workspace.workflow.services import count_visible_projects
 
     db = db_of(request)
     ctx = ctx_of(request)
     counts = {
         "members": db.scalar(select(func.count()).select_from(Membership).where(Membership.status == "active")),
         "teams": db.scalar(select(func.count()).select_from(Team)),
-        "projects": db.scalar(select(func.count()).select_from(Project)),
+        "projects": count_visible_projects(db, ctx),
     }
     events = recent_events(db, 8) if ctx.has("audit:read") else []
     return page(request, "tenancy/home.html", counts=counts, events=events,

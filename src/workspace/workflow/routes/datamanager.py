@@ -1,7 +1,8 @@
 """The data manager: a project's task table with filters, keyset paging and bulk deletion.
 
-Who sees what: members holding ``project:review`` (in the tenant or on this project) see every task;
-everyone else who can read the project (annotators) sees only the tasks they annotated themselves.
+Who sees what (:func:`workspace.workflow.datamanager.own_tasks_of`): members holding ``project:review``
+(in the tenant or on this project) see every task; everyone else who can read the project
+(annotators, in the projects granted to them) sees only their own tasks.
 Filters and paging swap only the table when asked by htmx (and push the URL); a plain request gets
 the whole page. Bulk deletion is two steps: a first POST shows the count to confirm, a second POST
 with ``confirm=1`` deletes. Any selected id that is not a task of this project answers 404 and
@@ -33,18 +34,8 @@ from workspace.workflow import services as svc
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
-def _only_annotated_by(request: Request[Any, Any, Any], project_id: int) -> int | None:
-    """None for reviewers and above (all tasks); the user's id for annotators (their own tasks)."""
-    ctx = ctx_of(request)
-    if runtime_of(request).authz.can(ctx.user_id, ctx.tenant_id, "project:review", project_id):
-        return None
-    return ctx.user_id
-
-
-def _can_delete(request: Request[Any, Any, Any], project_id: int) -> bool:
-    ctx = ctx_of(request)
-    return ctx.has("project:update") or runtime_of(request).authz.can(ctx.user_id, ctx.tenant_id, "project:update",
-                                                                       project_id)
+def _can_delete(request: Request[Any, Any, Any]) -> bool:
+    return ctx_of(request).has("project:update")  # the context holds this project's grants too
 
 
 def _url(slug: str, project_id: int, params: dict[str, str]) -> str:
@@ -59,10 +50,10 @@ def data_manager(request: Request[Any, Any, Any], slug: FromPath[str], project_i
     project = svc.get_project(db, project_id)
     params = {k: request.query_params.get(k) or "" for k in (*dm.FILTER_FIELDS, "after", "before", "select")}
     filters, errors = dm.parse_filters(params)
-    own_only = _only_annotated_by(request, project_id)
+    own_only = dm.own_tasks_of(ctx_of(request))
     result = dm.list_tasks(db, project_id, filters, after=params["after"] or None, before=params["before"] or None,
-                           only_annotated_by=own_only)
-    matching = dm.count_matching(db, project_id, filters, only_annotated_by=own_only)
+                           only_own_of=own_only)
+    matching = dm.count_matching(db, project_id, filters, only_own_of=own_only)
     base_query = filters.query()
     columns = dm.data_columns(project)
     image_fields = {o.field for o in parse_label_config(project.label_config).objects if o.tag == "Image" and o.field}
@@ -82,7 +73,7 @@ def data_manager(request: Request[Any, Any, Any], slug: FromPath[str], project_i
         "select_page_url": _url(slug, project_id, {**base_query, **{k: params[k] for k in ("after", "before") if params[k]},
                                                    "select": "page"}),
         "sort_urls": {s: _url(slug, project_id, {**filters.query(), "sort": s}) for s in dm.SORTS},
-        "sorts": dm.SORTS, "states": dm.STATES, "can_delete": _can_delete(request, project_id),
+        "sorts": dm.SORTS, "states": dm.STATES, "can_delete": _can_delete(request),
     }
     if is_htmx(request):
         return fragment(request, "workflow/partials/_dm_table.html", oob=True, **context)
@@ -99,11 +90,11 @@ def delete_tasks(request: Request[Any, Any, Any], slug: FromPath[str], project_i
     project = svc.get_project(db, project_id)
     filters, errors = dm.parse_filters({k: one(data, k) for k in dm.FILTER_FIELDS})
     back = _url(slug, project_id, filters.query())
-    own_only = _only_annotated_by(request, project_id)
+    own_only = dm.own_tasks_of(ctx_of(request))
     all_matching = one(data, "all_matching") == "1"
     ids: list[int] = []
     if not all_matching:
-        ids = dm.selected_ids(db, project_id, many(data, "ids"), only_annotated_by=own_only)  # 404 on a foreign id
+        ids = dm.selected_ids(db, project_id, many(data, "ids"), only_own_of=own_only)  # 404 on a foreign id
         if not ids:
             notice(request, "Select the tasks to delete first.", "error")
             return see_other(back)
@@ -111,7 +102,7 @@ def delete_tasks(request: Request[Any, Any, Any], slug: FromPath[str], project_i
     else:
         if errors:
             raise Invalid("Fix the filter before deleting every task that matches it.")
-        count = dm.count_matching(db, project_id, filters, only_annotated_by=own_only, cap=None)
+        count = dm.count_matching(db, project_id, filters, only_own_of=own_only, cap=None)
     if one(data, "confirm") != "1":
         context = {"project": project, "filters": filters, "ids": ids, "all_matching": all_matching,
                    "count": count, "back_url": back, "hidden": filters.query()}
@@ -119,7 +110,7 @@ def delete_tasks(request: Request[Any, Any, Any], slug: FromPath[str], project_i
             return fragment(request, "workflow/partials/_dm_confirm.html", **context)
         return page(request, "workflow/datamanager.html", mode="confirm", **context)
     deleted = dm.delete_tasks(db, ctx_of(request), project_id, ids=None if all_matching else ids,
-                              filters=filters if all_matching else None, only_annotated_by=own_only)
+                              filters=filters if all_matching else None, only_own_of=own_only)
     notice(request, f"Deleted {deleted} {'task' if deleted == 1 else 'tasks'}.")
     return see_other(back)
 

@@ -1,4 +1,9 @@
-"""Project pages: the list, creation, and per-project grants (the labeling core builds on these)."""
+"""Project pages: the list, creation, and per-project grants (the labeling core builds on these).
+
+Every member may open the list; it shows the projects they can see (all of them with tenant-wide
+``project:read``, else the ones granted to them). Routes with a project in the path are checked by
+the guard against the tenant's and that project's permissions.
+"""
 
 from __future__ import annotations
 
@@ -29,13 +34,13 @@ Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED
 
 def _projects_page(request: Request[Any, Any, Any], *, status: int = 200, errors: dict[str, str] | None = None,
                    form: dict[str, str] | None = None, problems: list[Any] | None = None) -> Template:
-    projects = list(_db(request).scalars(select(Project).order_by(Project.created_at.desc())))
+    projects = svc.visible_projects(_db(request), ctx_of(request))
     return page(request, "workflow/projects.html", status=status, projects=projects, templates=TEMPLATES,
                 errors=errors or {}, problems=problems or [],
                 form=form or {"title": "", "description": "", "template": TEMPLATES[0].key, "label_config": ""})
 
 
-@get("/t/{slug:str}/projects", opt=requires("project:read", nav="projects"), name="projects")
+@get("/t/{slug:str}/projects", opt=requires("tenant:read", nav="projects"), name="projects")
 @in_thread
 def list_projects(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
     return _projects_page(request)
