@@ -37,6 +37,9 @@ class Runtime:
     authz: Authz
     watcher: object | None = field(default=None)
     job_board: LiveBoard = field(default_factory=LiveBoard, repr=False, compare=False)
+    # The guarded outbound client's policy for jobs (webhooks, ML backends); None = the strict default.
+    # Tests that talk to a receiver on 127.0.0.1 set one that allows loopback.
+    outbound_policy: object | None = field(default=None, repr=False, compare=False)
     _media: MediaStore | None = field(default=None, repr=False, compare=False)
     _media_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _jobs: JobQueue | None = field(default=None, repr=False, compare=False)

@@ -18,6 +18,7 @@ from workspace.lib.timeutil import utcnow
 from workspace.tenancy.models import ApiToken, Invitation, Membership, ProjectGrant, Role, Team, TeamMember, User
 from workspace.tenancy.scoping import current_tenant_id
 from workspace.jobs.models import Job
+from workspace.webhooks.models import Webhook, WebhookDelivery
 from workspace.workflow.models import Annotation, Export, ImportBatch, Prediction, Project, Task
 
 
@@ -139,6 +140,23 @@ def make_export(db: Session, marker: str, project_id: int | None = None) -> Expo
     return e
 
 
+def make_webhook(db: Session, marker: str, project_id: int | None = None) -> Webhook:
+    w = Webhook(project_id=project_id or make_project(db, marker).id, url=f"https://{_tag(marker)}.example/hook",
+                events=["import.completed"], secret=_tag(marker))
+    db.add(w)
+    db.flush()
+    return w
+
+
+def make_webhook_delivery(db: Session, marker: str, webhook: Webhook | None = None) -> WebhookDelivery:
+    w = webhook or make_webhook(db, marker)
+    d = WebhookDelivery(webhook_id=w.id, project_id=w.project_id, event="import.completed",
+                        payload={"marker": _tag(marker)}, status="failed", created_at=utcnow())
+    db.add(d)
+    db.flush()
+    return d
+
+
 def make_audit_event(db: Session, marker: str) -> AuditEvent:
     seq = record(db, "test.event", tenant_id=current_tenant_id(db), object_label=_tag(marker))  # type: ignore[arg-type]
     from sqlalchemy import select
@@ -162,4 +180,6 @@ FACTORIES: dict[type, Callable[[Session, str], object]] = {
     ImportBatch: make_import_batch,
     Job: make_job,
     Export: make_export,
+    Webhook: make_webhook,
+    WebhookDelivery: make_webhook_delivery,
 }

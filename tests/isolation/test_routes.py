@@ -21,12 +21,15 @@ from isolation.factories import (
     make_project_grant,
     make_role,
     make_team,
+    make_webhook,
+    make_webhook_delivery,
 )
 from workspace.audit.models import AuditEvent
 from workspace.web.guards import ACCESS_KEY, PUBLIC, SIGNED_IN
 
 ID_PARAM = re.compile(r"\{(\w+_id):int\}")
-KINDS = {"membership_id", "invitation_id", "team_id", "role_id", "token_id", "project_id", "grant_id", "job_id", "export_id"}
+KINDS = {"membership_id", "invitation_id", "team_id", "role_id", "token_id", "project_id", "grant_id", "job_id", "export_id",
+         "webhook_id", "delivery_id"}
 
 
 def _routes(app):  # type: ignore[no-untyped-def]
@@ -52,6 +55,9 @@ def _objects(runtime, world, marker):  # type: ignore[no-untyped-def]
             "job_id": make_job(db, marker, project_id=grant.project_id).id,
             "export_id": make_export(db, marker, project_id=grant.project_id).id,
         }
+        webhook = make_webhook(db, marker, project_id=grant.project_id)
+        ids["webhook_id"] = webhook.id
+        ids["delivery_id"] = make_webhook_delivery(db, marker, webhook).id
         make_project(db, marker)
     return ids
 

@@ -9,7 +9,7 @@ from workspace.db.base import Base
 __all__ = ["MODEL_MODULES", "load_models"]
 
 MODEL_MODULES = ("workspace.tenancy.models", "workspace.workflow.models", "workspace.audit.models",
-                 "workspace.jobs.models")
+                 "workspace.jobs.models", "workspace.webhooks.models")
 
 
 def load_models() -> type[Base]:

@@ -58,6 +58,8 @@ JOB_KINDS: dict[str, JobKind] = {
                       "workspace.workflow.import_job:cleanup_import"),
     "export": JobKind("export", "Export", "project:update", "workspace.workflow.exporting:run_export",
                       "workspace.workflow.exporting:cleanup_export"),
+    # Whoever caused the event starts the delivery; it only needs to still see the project.
+    "webhook": JobKind("webhook", "Webhook delivery", "project:read", "workspace.webhooks.delivery:run_delivery"),
 }
 
 

@@ -501,6 +501,7 @@ def submit_annotation(session: Session, ctx: TenantContext, project_id: int, tas
         if work.draft is not None:
             session.delete(work.draft)
         session.flush()
+        _announce(session, ctx, "annotation.updated", annotation)
         return annotation
     annotation = work.annotation or work.draft
     if annotation is None:
@@ -518,7 +519,17 @@ def submit_annotation(session: Session, ctx: TenantContext, project_id: int, tas
         .execution_options(synchronize_session=False)
     )
     session.flush()
+    _announce(session, ctx, "annotation.created", annotation)
     return annotation
+
+
+def _announce(session: Session, ctx: TenantContext, event: str, annotation: Annotation) -> None:
+    """Tell the project's webhooks (sent only if the submit commits)."""
+    from workspace.webhooks.services import emit
+
+    emit(session, ctx, event, annotation.project_id, {
+        "annotation_id": annotation.id, "task_id": annotation.task_id, "status": annotation.status,
+        "result": annotation.result, "completed_by_id": annotation.completed_by_id, "lead_time": annotation.lead_time})
 
 
 def skip_task(session: Session, ctx: TenantContext, project_id: int, task_id: int,

@@ -234,6 +234,9 @@ def run_export(session: Session, job: JobContext) -> tuple[dict[str, Any], str]:
     session.flush()
     manifest = {"export_id": export.id, "format": export.format, "filename": export.filename, "size": export.size,
                 "sha256": export.sha256, "counts": export.counts, "options": export.options}
+    from workspace.webhooks.services import emit
+
+    emit(session, job.ctx, "export.ready", project.id, manifest)
     return manifest, f"Exported {counts.tasks:,} tasks ({counts.annotations:,} annotations) as {fmt.title}."
 
 

@@ -1,0 +1,122 @@
+"""Webhooks: create, toggle, delete; ``emit`` an event; redeliver.
+
+``emit`` runs inside the transaction of the change it announces: it adds one ``WebhookDelivery`` and
+one ``webhook`` job per matching active webhook, and jobs are only sent after that transaction
+commits, so a rolled-back change announces nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from workspace.jobs.services import create_job
+from workspace.lib.timeutil import utcnow
+from workspace.tenancy.context import TenantContext
+from workspace.tenancy.errors import Invalid, NotFound
+from workspace.webhooks.models import EVENTS, PENDING, Webhook, WebhookDelivery
+
+__all__ = ["create_webhook", "list_webhooks", "get_webhook", "set_active", "delete_webhook", "emit",
+           "list_deliveries", "get_delivery", "redeliver", "EVENTS"]
+
+JOB_KIND = "webhook"
+
+
+def _new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def create_webhook(session: Session, ctx: TenantContext, project_id: int | None, url: str,
+                   events: list[str]) -> Webhook:
+    """A new active webhook; its ``secret`` is shown to the creator once (the page never shows it again)."""
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid("Enter a full http:// or https:// URL.", field="url")
+    if parts.username or parts.password:
+        raise Invalid("Leave the user name and password out of the URL.", field="url")
+    if len(url) > 2000:
+        raise Invalid("The URL is too long (2,000 characters at most).", field="url")
+    chosen = [e for e in EVENTS if e in set(events)]
+    if not chosen or len(chosen) != len(set(events)):
+        raise Invalid(f"Choose one or more events among {', '.join(EVENTS)}.", field="events")
+    hook = Webhook(project_id=project_id, url=url, events=chosen, secret=_new_secret(), active=True,
+                   created_by_id=ctx.user_id)
+    session.add(hook)
+    session.flush()
+    return hook
+
+
+def list_webhooks(session: Session, project_id: int | None) -> list[Webhook]:
+    query = select(Webhook).order_by(Webhook.id)
+    query = query.where(Webhook.project_id.is_(None) if project_id is None else Webhook.project_id == project_id)
+    return list(session.scalars(query))
+
+
+def get_webhook(session: Session, project_id: int | None, webhook_id: int) -> Webhook:
+    hook = session.get(Webhook, webhook_id)
+    if hook is None or hook.project_id != project_id:
+        raise NotFound("Webhook not found")
+    return hook
+
+
+def set_active(session: Session, hook: Webhook, active: bool) -> Webhook:
+    hook.active = active
+    session.flush()
+    return hook
+
+
+def delete_webhook(session: Session, hook: Webhook) -> None:
+    session.delete(hook)
+    session.flush()
+
+
+def _queue(session: Session, ctx: TenantContext, delivery: WebhookDelivery, hook: Webhook) -> None:
+    job = create_job(session, ctx, JOB_KIND, title=f"Webhook {delivery.event} → {hook.url}"[:300],
+                     project_id=delivery.project_id, params={"delivery_id": delivery.id})
+    delivery.job_id = job.id
+    session.flush()
+
+
+def emit(session: Session, ctx: TenantContext, event: str, project_id: int | None,
+         payload: dict[str, Any]) -> list[WebhookDelivery]:
+    """Announce ``event`` to the project's and the tenant's active webhooks that subscribed to it."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown webhook event {event!r}")
+    scope = Webhook.project_id.is_(None)
+    if project_id is not None:
+        scope = or_(scope, Webhook.project_id == project_id)
+    hooks = [h for h in session.scalars(select(Webhook).where(Webhook.active.is_(True), scope).order_by(Webhook.id))
+             if event in (h.events or [])]
+    deliveries = []
+    for hook in hooks:
+        delivery = WebhookDelivery(webhook_id=hook.id, project_id=project_id, event=event, payload=payload,
+                                   status=PENDING, attempts=0, created_at=utcnow())
+        session.add(delivery)
+        session.flush()
+        _queue(session, ctx, delivery, hook)
+        deliveries.append(delivery)
+    return deliveries
+
+
+def list_deliveries(session: Session, webhook_id: int, limit: int = 50) -> list[WebhookDelivery]:
+    return list(session.scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+                                .order_by(WebhookDelivery.id.desc()).limit(limit)))
+
+
+def get_delivery(session: Session, hook: Webhook, delivery_id: int) -> WebhookDelivery:
+    delivery = session.get(WebhookDelivery, delivery_id)
+    if delivery is None or delivery.webhook_id != hook.id:
+        raise NotFound("Delivery not found")
+    return delivery
+
+
+def redeliver(session: Session, ctx: TenantContext, hook: Webhook, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send the same delivery (same id and payload) again, in a new job."""
+    delivery.status, delivery.error = PENDING, ""
+    _queue(session, ctx, delivery, hook)
+    return delivery
