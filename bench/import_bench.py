@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/import_bench.py --db sqlite --tasks 100000 [--format jsonl|json|csv]
     .venv/bin/python bench/import_bench.py --db postgresql --tasks 1000000
+    .venv/bin/python bench/import_bench.py --db postgresql --tasks 100000 --annotated
 
 Prints tasks/s and the peak memory growth of the process (RSS high-water mark above the baseline
 after start-up). PostgreSQL runs against a fresh database on 127.0.0.1:5432 (dropped at the end).
@@ -54,9 +55,20 @@ def rss_mb() -> float:
     return 0.0
 
 
-def write_file(path: Path, n: int, fmt: str) -> None:
+CHOICE = {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["Positive"]}}
+
+
+def write_file(path: Path, n: int, fmt: str, annotated: bool = False) -> None:
     with path.open("w", encoding="utf-8") as f:
-        if fmt == "csv":
+        if annotated:  # Label Studio's export shape: each task with one annotation and one prediction
+            if fmt != "jsonl":
+                raise SystemExit("--annotated is written as JSONL")
+            for i in range(n):
+                f.write(json.dumps({"data": {"text": f"Task number {i}: the quick brown fox jumps over the lazy dog"},
+                                    "annotations": [{"result": [CHOICE], "lead_time": 1.5}],
+                                    "predictions": [{"result": [CHOICE], "score": 0.9, "model_version": "v1"}]})
+                        + "\n")
+        elif fmt == "csv":
             f.write("text\n")
             for i in range(n):
                 f.write(f"Task number {i}: the quick brown fox jumps over the lazy dog\n")
@@ -75,6 +87,7 @@ def main() -> int:
     ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--tasks", type=int, default=100_000)
     ap.add_argument("--format", choices=["jsonl", "json", "csv"], default="jsonl")
+    ap.add_argument("--annotated", action="store_true", help="every task with an annotation and a prediction (JSONL)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ws-import-bench-"))
     dbname = None
@@ -97,7 +110,7 @@ def main() -> int:
         with runtime.unit_of_work(ctx.tenant_id) as db:
             project_id = create_project(db, ctx, "Bench").id
         path = work / f"tasks.{args.format}"
-        write_file(path, args.tasks, args.format)
+        write_file(path, args.tasks, args.format, args.annotated)
         size_mb = path.stat().st_size / 1e6
         sampler = RssSampler()
         sampler.start()
@@ -108,7 +121,8 @@ def main() -> int:
         sampler.stopped.set()
         sampler.join()
         growth = sampler.peak_mb - sampler.start_mb
-        print(f"db={args.db} format={args.format} tasks={batch.task_count:,} file={size_mb:.1f} MB "
+        kind = f"{args.format}+annotations" if args.annotated else args.format
+        print(f"db={args.db} format={kind} tasks={batch.task_count:,} file={size_mb:.1f} MB "
               f"time={elapsed:.2f}s rate={batch.task_count / elapsed:,.0f} tasks/s peak_rss_growth={growth:.1f} MB")
         runtime.close()
     finally:

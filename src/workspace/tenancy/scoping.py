@@ -20,7 +20,8 @@ from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from workspace.db.base import TenantOwned
 
-__all__ = ["TenantScopeError", "bind_tenant", "current_tenant_id", "unscoped", "install", "stamp_rows"]
+__all__ = ["TenantScopeError", "bind_tenant", "current_tenant_id", "unscoped", "install", "stamp_rows",
+           "bulk_tenant_id"]
 
 _TENANT = "tenant_id"
 _UNSCOPED = "unscoped_reason"
@@ -41,11 +42,21 @@ def current_tenant_id(session: Session) -> int | None:
     return session.info.get(_TENANT)
 
 
-def stamp_rows(session: Session, rows: list[dict]) -> list[dict]:
-    """Bulk inserts (Core/ORM ``insert()`` with parameter lists) skip the flush hook: stamp them here."""
+def bulk_tenant_id(session: Session) -> int:
+    """The tenant to write on bulk-inserted rows: the session's bound tenant, never a value from input.
+
+    For fast paths that build rows as tuples (COPY, raw ``executemany``) instead of dicts; raises
+    when no tenant is bound, like :func:`stamp_rows`.
+    """
     tenant_id = session.info.get(_TENANT)
     if tenant_id is None:
         raise TenantScopeError("bulk insert of tenant-owned rows with no tenant bound to the session")
+    return tenant_id
+
+
+def stamp_rows(session: Session, rows: list[dict]) -> list[dict]:
+    """Bulk inserts (Core/ORM ``insert()`` with parameter lists) skip the flush hook: stamp them here."""
+    tenant_id = bulk_tenant_id(session)
     for row in rows:
         row["tenant_id"] = tenant_id
     return rows

@@ -19,7 +19,14 @@ Every error names where (1-based line, or spreadsheet row with the header as row
 index in a JSON list) and what (the missing field names, the byte that isn't UTF-8, ...).
 """
 
-from workspace.workflow.importing.api import FORMATS, detect_format, iter_task_batches, normalize_format
+from workspace.workflow.importing.api import (
+    FORMATS,
+    ParsedBatch,
+    detect_format,
+    iter_parsed_batches,
+    iter_task_batches,
+    normalize_format,
+)
 from workspace.workflow.importing.records import ImportLimits, Location, TaskImportError, TaskRecord
 from workspace.workflow.importing.streams import content_fingerprint
 
@@ -27,10 +34,12 @@ __all__ = [
     "FORMATS",
     "ImportLimits",
     "Location",
+    "ParsedBatch",
     "TaskImportError",
     "TaskRecord",
     "content_fingerprint",
     "detect_format",
+    "iter_parsed_batches",
     "iter_task_batches",
     "normalize_format",
 ]

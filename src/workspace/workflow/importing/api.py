@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
+from itertools import islice
 from pathlib import PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from workspace.workflow.importing.parsers import (
     JSON_SPACE,
@@ -19,7 +20,7 @@ from workspace.workflow.importing.parsers import (
 from workspace.workflow.importing.records import ImportLimits, TaskImportError, TaskRecord
 from workspace.workflow.importing.streams import CHUNK, Utf8Reader, read_head, strip_bom
 
-__all__ = ["FORMATS", "detect_format", "iter_task_batches", "normalize_format"]
+__all__ = ["FORMATS", "ParsedBatch", "detect_format", "iter_parsed_batches", "iter_task_batches", "normalize_format"]
 
 FORMATS = ("json", "jsonl", "csv", "tsv", "txt")
 
@@ -100,6 +101,39 @@ def iter_task_batches(
     nothing). Memory stays bounded whatever the file's size: about two batches (the one the caller
     still holds while the next is built), one read chunk of 64 KiB and one task within ``limits``.
     """
+    batches = iter_parsed_batches(source, format=format, filename=filename, required_fields=required_fields,
+                                  batch_size=batch_size, limits=limits)
+    return (batch.task_records() for batch in batches)
+
+
+class ParsedBatch(NamedTuple):
+    """Up to ``batch_size`` validated tasks, the first being task number ``start`` of the file.
+
+    ``records`` is ``None`` when no task of the batch has annotations or predictions (the usual
+    import): ``datas`` (each task's data) is then all there is, and no per-task record is built.
+    """
+
+    start: int
+    datas: list[dict[str, Any]]
+    records: list[TaskRecord] | None
+
+    def task_records(self) -> list[TaskRecord]:
+        if self.records is not None:
+            return self.records
+        return [TaskRecord(data, [], [], index) for index, data in enumerate(self.datas, self.start)]
+
+
+def iter_parsed_batches(
+    source: BinaryIO,
+    *,
+    format: str | None,
+    filename: str,
+    required_fields: AbstractSet[str],
+    batch_size: int = 5000,
+    limits: ImportLimits = ImportLimits(),  # noqa: B008 - frozen, so sharing the default is safe
+) -> Iterator[ParsedBatch]:
+    """:func:`iter_task_batches` for bulk inserts: the same parsing, checks, errors and batches, as
+    :class:`ParsedBatch` (which skips building a record per task when there are no annotations)."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     chosen = normalize_format(format) if format is not None else None
@@ -113,7 +147,7 @@ def _batches(
     required: frozenset[str],
     batch_size: int,
     limits: ImportLimits,
-) -> Iterator[list[TaskRecord]]:
+) -> Iterator[ParsedBatch]:
     head = read_head(source, CHUNK)
     complete = len(head) < CHUNK
     head, bom = strip_bom(head)
@@ -130,17 +164,23 @@ def _batches(
         parsed = parse_delimited(reader, "\t" if fmt == "tsv" else ",", required, limits)
     else:
         parsed = parse_text(reader, required, limits)
-    batch: list[TaskRecord] = []
-    for index, (data, annotation_list, prediction_list, where) in enumerate(parsed):
-        if index >= limits.max_tasks:
+    index = 0
+    while True:
+        # Never parse beyond the task after the limit: that one is refused, wherever the file goes wrong later.
+        items = list(islice(parsed, min(batch_size, limits.max_tasks - index + 1)))
+        if not items:
+            return
+        if index + len(items) > limits.max_tasks:
             raise TaskImportError(
                 f"the file has more than {limits.max_tasks:,} tasks, the limit for one import; "
                 "split it into smaller files",
-                where,
+                items[limits.max_tasks - index][3],
             )
-        batch.append(TaskRecord(data, annotation_list, prediction_list, index))
-        if len(batch) >= batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+        datas = [item[0] for item in items]
+        if any(item[1] or item[2] for item in items):
+            records = [TaskRecord(data, list(annotations), list(predictions), at)
+                       for at, (data, annotations, predictions, _) in enumerate(items, index)]
+            yield ParsedBatch(index, datas, records)
+        else:
+            yield ParsedBatch(index, datas, None)
+        index += len(items)

@@ -10,27 +10,31 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
 import ijson
 
 from workspace.workflow.importing.records import (
+    NO_CHILDREN,
     ImportLimits,
     Location,
     TaskImportError,
     check_required,
     check_values,
+    plain_data,
     size,
     task_parts,
 )
-from workspace.workflow.importing.streams import CHUNK, Utf8Reader, chars, lines
+from workspace.workflow.importing.streams import CHUNK, Utf8Reader, chars, line_length, lines
 
 __all__ = ["parse_delimited", "parse_json", "parse_jsonl", "parse_text"]
 
-Parsed = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], Location]
+# (data, annotations, predictions, where); no annotations or predictions is NO_CHILDREN.
+Parsed = tuple[dict[str, Any], Sequence[dict[str, Any]], Sequence[dict[str, Any]], Location]
 
 JSON_SPACE = b" \t\r\n"
 
@@ -177,21 +181,39 @@ def _no_constant(name: str) -> Any:
     raise _Constant(name)
 
 
+# One decoder for every line (``json.loads`` with options builds a new one per call); its scanner
+# parses one value at a position. Anything unusual (a scan error, text after the value) goes through
+# ``json.loads`` again, so every error reads exactly as json words it.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_scan = _DECODER.scan_once
+_JSON_BLANK = " \t\n\r"
+
+
+def _loads(text: str, where: Location) -> Any:
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as error:
+        raise TaskImportError(
+            f"malformed JSON at column {error.colno}: {error.msg}", where, column=error.colno
+        ) from None
+    except _Constant as error:
+        raise TaskImportError(f"{error} is not valid JSON; write a number or null", where) from None
+
+
 def parse_jsonl(reader: Utf8Reader, required: AbstractSet[str], limits: ImportLimits) -> Iterator[Parsed]:
     found = False
+    scan, blank = _scan, _JSON_BLANK
     for number, raw in lines(reader, limits.max_line_bytes):
         text = raw.decode("utf-8")
         if not text.strip():
             continue
-        where = Location(line=number)
+        where = Location(number)
         try:
-            obj = json.loads(text, parse_constant=_no_constant)
-        except json.JSONDecodeError as error:
-            raise TaskImportError(
-                f"malformed JSON at column {error.colno}: {error.msg}", where, column=error.colno
-            ) from None
-        except _Constant as error:
-            raise TaskImportError(f"{error} is not valid JSON; write a number or null", where) from None
+            obj, end = scan(text, len(text) - len(text.lstrip(blank)))
+        except (StopIteration, ValueError):
+            end = -1
+        if end != len(text) and (end < 0 or text[end:].strip(blank)):
+            obj = _loads(text, where)  # raises the error json.loads reports
         data, annotations, predictions = task_parts(obj, where, required, limits)
         found = True
         yield data, annotations, predictions, where
@@ -205,10 +227,13 @@ def parse_jsonl(reader: Utf8Reader, required: AbstractSet[str], limits: ImportLi
 
 
 class _Feed:
-    """Lines for :func:`csv.reader`, counting them and the bytes of the record being read."""
+    """Lines for :func:`csv.reader`, counting them and the bytes of the record being read.
+
+    The same checks as :func:`~workspace.workflow.importing.streams.lines`, read straight from one
+    buffered reader (this runs once per line of the file)."""
 
     def __init__(self, reader: Utf8Reader, limits: ImportLimits) -> None:
-        self._lines = lines(reader, limits.max_line_bytes)
+        self._readline = io.BufferedReader(reader, CHUNK).readline
         self._limit = limits.max_line_bytes
         self.number = 0
         self.record_bytes = 0
@@ -217,15 +242,26 @@ class _Feed:
         return self
 
     def __next__(self) -> str:
-        self.number, raw = next(self._lines)
-        self.record_bytes += len(raw)
-        if self.record_bytes > self._limit + 2:
+        limit = self._limit
+        raw = self._readline(limit + 2)
+        if not raw:
+            raise StopIteration
+        self.number += 1
+        length = len(raw)
+        if length > limit and line_length(raw) > limit:
+            raise TaskImportError(f"the line is longer than the limit of {size(limit)} per line",
+                                  Location(line=self.number))
+        self.record_bytes += length
+        if self.record_bytes > limit + 2:
             raise _RecordTooLong
         return raw.decode("utf-8")
 
 
 class _RecordTooLong(Exception):
     pass
+
+
+_NOTHING: frozenset[str] = frozenset()  # the header already has every required column
 
 
 def _allow_fields_up_to(max_field_bytes: int) -> None:
@@ -242,13 +278,14 @@ def parse_delimited(
     _allow_fields_up_to(limits.max_field_bytes)
     feed = _Feed(reader, limits)
     rows = csv.reader(feed, delimiter=delimiter, strict=True)
+    quick = limits.max_field_bytes // 4
     header: list[str] | None = None
     header_row = 0
     row = 0
     found = False
     while True:
         feed.record_bytes = 0
-        where = Location(line=feed.number + 1, row=row + 1)
+        where = Location(feed.number + 1, row + 1)
         try:
             values = next(rows)
         except StopIteration:
@@ -274,9 +311,10 @@ def parse_delimited(
                 where,
             )
         data = dict(zip(header, values, strict=True))
-        check_values(data, limits, where)
+        if not plain_data(data, _NOTHING, quick):
+            check_values(data, limits, where)
         found = True
-        yield data, [], [], where
+        yield data, NO_CHILDREN, NO_CHILDREN, where
     if header is None:
         raise TaskImportError("the file is empty: it has no header row and no tasks")
     if not found:
@@ -341,6 +379,6 @@ def parse_text(reader: Utf8Reader, required: AbstractSet[str], limits: ImportLim
         data = {field: text}
         check_values(data, limits, where)
         found = True
-        yield data, [], [], where
+        yield data, NO_CHILDREN, NO_CHILDREN, where
     if not found:
         raise TaskImportError("the file is empty: it has only blank lines")

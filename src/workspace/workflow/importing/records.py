@@ -9,14 +9,20 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["ImportLimits", "Location", "TaskImportError", "TaskRecord"]
+__all__ = ["NO_CHILDREN", "ImportLimits", "Location", "TaskImportError", "TaskRecord"]
 
 MiB = 1024 * 1024
+
+
+# What the parsers give a task without annotations or predictions: one shared immutable empty tuple,
+# not two new lists per task (a million tasks would otherwise mean two million objects for the
+# garbage collector to track). :class:`TaskRecord` still holds lists.
+NO_CHILDREN: tuple[()] = ()
 
 
 class TaskRecord(NamedTuple):
@@ -202,10 +208,42 @@ def check_values(data: dict[str, Any], limits: ImportLimits, where: Location) ->
             )
 
 
+def plain_data(data: dict[str, Any], required: AbstractSet[str], quick: int) -> bool:
+    """Whether ``data`` passes :func:`check_required` and :func:`check_values` by a quick look: it has
+    every required field, and its values are scalars or strings of at most ``quick`` characters
+    (``max_field_bytes // 4``: no shorter string can exceed the limit) without NUL. False means only
+    that the full checks must decide."""
+    if required and not data.keys() >= required:  # (this way round it is a direct set comparison)
+        return False
+    for value in data.values():
+        kind_ = type(value)
+        if kind_ is str:
+            if len(value) > quick or "\x00" in value:
+                return False
+        elif kind_ is dict or kind_ is list:
+            return False
+    return True
+
+
+def _no_children(value: object) -> bool:
+    return value is None or (type(value) is list and not value)
+
+
 def task_parts(
     obj: object, where: Location, required: AbstractSet[str], limits: ImportLimits
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split a JSON task (bare data, or ``{"data", "annotations", "predictions"}``) and check it."""
+) -> tuple[dict[str, Any], Sequence[dict[str, Any]], Sequence[dict[str, Any]]]:
+    """Split a JSON task (bare data, or ``{"data", "annotations", "predictions"}``) and check it.
+
+    Annotations and predictions come as lists, or as :data:`NO_CHILDREN` when there are none."""
+    if type(obj) is dict:  # the usual task, without annotations, accepted without the full checks
+        quick = limits.max_field_bytes // 4
+        if "data" in obj:
+            data = obj["data"]
+            if (type(data) is dict and _no_children(obj.get("annotations")) and _no_children(obj.get("predictions"))
+                    and plain_data(data, required, quick)):
+                return data, NO_CHILDREN, NO_CHILDREN
+        elif "annotations" not in obj and "predictions" not in obj and plain_data(obj, required, quick):
+            return obj, NO_CHILDREN, NO_CHILDREN
     if not isinstance(obj, dict):
         raise TaskImportError(f"a task must be a JSON object, not {kind(obj)}", where)
     if "data" in obj:

@@ -17,7 +17,7 @@ from typing import BinaryIO, NoReturn
 
 from workspace.workflow.importing.records import Location, TaskImportError, size
 
-__all__ = ["CHUNK", "Utf8Reader", "content_fingerprint", "lines", "read_head", "strip_bom"]
+__all__ = ["CHUNK", "Utf8Reader", "content_fingerprint", "line_length", "lines", "read_head", "strip_bom"]
 
 CHUNK = 64 * 1024
 _CONTINUATION = bytes(range(0x80, 0xC0))
@@ -149,6 +149,13 @@ class Utf8Reader(io.RawIOBase):
         return self.last_line + newlines, column, self.bom + self.last_offset + at
 
 
+def line_length(line: bytes) -> int:
+    """The length of a line without its line end (LF or CRLF)."""
+    if line.endswith(b"\n"):
+        return len(line) - (2 if line.endswith(b"\r\n") else 1)
+    return len(line)
+
+
 def lines(reader: Utf8Reader, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
     """``(line number, line)`` pairs (1-based, with their line ends), refusing overlong lines."""
     buffered = io.BufferedReader(reader, CHUNK)
@@ -158,10 +165,7 @@ def lines(reader: Utf8Reader, max_line_bytes: int) -> Iterator[tuple[int, bytes]
         if not line:
             return
         number += 1
-        length = len(line)
-        if line.endswith(b"\n"):
-            length -= 2 if line.endswith(b"\r\n") else 1
-        if length > max_line_bytes:
+        if len(line) > max_line_bytes and line_length(line) > max_line_bytes:
             raise TaskImportError(
                 f"the line is longer than the limit of {size(max_line_bytes)} per line",
                 Location(line=number),
