@@ -24,6 +24,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from xml.etree.ElementTree import Element as XmlElement  # generating XML only
+from xml.etree.ElementTree import SubElement, indent, tostring
 from xml.sax import SAXParseException
 from xml.sax.handler import ContentHandler
 
@@ -35,6 +37,10 @@ from defusedxml.common import (
 from defusedxml.expatreader import DefusedExpatParser, create_parser
 
 __all__ = [
+    "XmlElement",
+    "xml_element",
+    "xml_child",
+    "xml_document",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_ELEMENTS",
@@ -268,3 +274,20 @@ def parse_xml(
     if builder.root is None:  # pragma: no cover - expat reports "no element found" first
         raise XMLError("the document has no root element", 1, 1)
     return builder.root
+
+
+# --- generating XML (exports): the one place that imports the standard library's XML modules --------
+
+
+def xml_element(tag: str) -> XmlElement:
+    return XmlElement(tag)
+
+
+def xml_child(parent: XmlElement, tag: str) -> XmlElement:
+    return SubElement(parent, tag)
+
+
+def xml_document(root: XmlElement) -> bytes:
+    """The element as an indented UTF-8 document with an XML declaration."""
+    indent(root)
+    return tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"

@@ -85,7 +85,6 @@ import math
 import re
 import tempfile
 import time
-import xml.etree.ElementTree as ET  # generation only: this module never parses XML
 import zipfile
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
@@ -95,6 +94,7 @@ from types import SimpleNamespace
 from typing import IO, Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from workspace.lib.xmlsafe import XmlElement, xml_child, xml_document, xml_element
 from workspace.workflow.label_config import ControlTag, LabelConfig, ObjectTag
 
 __all__ = ["FORMATS", "ExportCounts", "ExportFormat", "conll_tokens", "unsupported_reason", "write_export"]
@@ -802,8 +802,8 @@ def _write_yolo(config: LabelConfig, tasks: Iterable[dict[str, Any]], out: _Out,
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def _sub(parent: ET.Element, tag: str, text: Any = None) -> ET.Element:
-    element = ET.SubElement(parent, tag)
+def _sub(parent: XmlElement, tag: str, text: Any = None) -> XmlElement:
+    element = xml_child(parent, tag)
     if text is not None:
         element.text = _XML_INVALID.sub("", str(text))
     return element
@@ -811,7 +811,7 @@ def _sub(parent: ET.Element, tag: str, text: Any = None) -> ET.Element:
 
 def _voc_xml(file_name: str, size: tuple[int | float, int | float] | None,
              boxes: list[_Box]) -> bytes:
-    root = ET.Element("annotation")
+    root = xml_element("annotation")
     _sub(root, "folder", "images")
     _sub(root, "filename", file_name)
     source = _sub(root, "source")
@@ -834,8 +834,7 @@ def _voc_xml(file_name: str, size: tuple[int | float, int | float] | None,
         _sub(bndbox, "ymin", round(box.y))
         _sub(bndbox, "xmax", round(box.x + box.w))
         _sub(bndbox, "ymax", round(box.y + box.h))
-    ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    return xml_document(root)
 
 
 def _write_voc(config: LabelConfig, tasks: Iterable[dict[str, Any]], out: _Out, counts: ExportCounts) -> None:
