@@ -18,7 +18,8 @@ from workspace.db.base import Audited, Base, TenantOwned, Timestamped
 from workspace.lib.canonical import canonical_json
 
 __all__ = ["Project", "Task", "Annotation", "Prediction", "ImportBatch", "Export", "DEFAULT_LABEL_CONFIG",
-           "SUBMITTED", "SKIPPED", "DRAFT"]
+           "SUBMITTED", "SKIPPED", "DRAFT", "ACCEPTED", "REJECTED", "COUNTED_STATUSES",
+           "TaskAssignment", "TaskReservation", "ANNOTATOR", "REVIEWER"]
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -42,6 +43,8 @@ class Project(TenantOwned, Timestamped, Audited, Base):
     instructions: Mapped[str] = mapped_column(Text, default="", nullable=False)
     label_config: Mapped[str] = mapped_column(Text, default=DEFAULT_LABEL_CONFIG, nullable=False)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    # Workflow settings (overlap, distribution, review...): see workspace.workflow.settings.
+    workflow: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
 
 
 class ImportBatch(TenantOwned, Timestamped, Audited, Base):
@@ -89,6 +92,10 @@ class Task(TenantOwned, Base):
 SUBMITTED = "submitted"  # counted in Task.annotation_count
 SKIPPED = "skipped"  # Label Studio's was_cancelled: an empty result, never counted, never served again
 DRAFT = "draft"  # work in progress, saved by the labeling page: never counted, shown only to its author
+ACCEPTED = "accepted"  # a reviewer accepted it (or fixed and accepted it)
+REJECTED = "rejected"  # a reviewer rejected it: back to its annotator (when the project says so)
+# Statuses that fill one of a task's overlap slots and count in Task.annotation_count.
+COUNTED_STATUSES = frozenset({SUBMITTED, ACCEPTED, REJECTED})
 
 
 class Annotation(TenantOwned, Timestamped, Audited, Base):
@@ -176,3 +183,45 @@ class Export(TenantOwned, Timestamped, Audited, Base):
 
     def audit_label(self) -> str:
         return f"{self.format} export" + (f" {self.filename}" if self.filename else "")
+
+
+# TaskAssignment.role
+ANNOTATOR = "annotator"
+REVIEWER = "reviewer"
+
+
+class TaskAssignment(TenantOwned, Base):
+    """A task assigned to one member as annotator or reviewer (``workspace.workflow.assignment``).
+
+    A team is expanded to its members when it is assigned: later changes to the team do not move
+    work that was already handed out. Written in bulk from the data manager; each bulk action is one
+    audit event with its counts, not one per row.
+    """
+
+    __tablename__ = "task_assignment"
+    __table_args__ = (Index("ux_task_assignment_task_user_role", "task_id", "user_id", "role", unique=True),
+                      Index("ix_task_assignment_project_user", "project_id", "user_id", "role", "task_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))  # assigned through
+    assigned_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class TaskReservation(TenantOwned, Base):
+    """A task handed out by "label next" and held for its annotator until ``expires_at``: it fills
+    one of the task's overlap slots meanwhile. Submitting or skipping the task releases it."""
+
+    __tablename__ = "task_reservation"
+    __table_args__ = (Index("ux_task_reservation_task_user", "task_id", "user_id", unique=True),
+                      Index("ix_task_reservation_project_user", "project_id", "user_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
