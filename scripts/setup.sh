@@ -23,7 +23,8 @@ if [ ! -f "$stamp$extras" ] || [ pyproject.toml -nt "$stamp$extras" ]; then
   touch "$stamp$extras"
 fi
 
-if [ ! -f build/node_modules/htmx.org/dist/htmx.min.js ] || [ build/package-lock.json -nt build/node_modules/htmx.org/dist/htmx.min.js ]; then
+if [ ! -f build/node_modules/htmx.org/dist/htmx.min.js ] || [ ! -f build/node_modules/swagger-ui-dist/swagger-ui-bundle.js ] \
+   || [ build/package-lock.json -nt build/node_modules/htmx.org/dist/htmx.min.js ]; then
   echo "==> installing pinned browser assets (npm ci)"
   npm ci --prefix build --no-audit --no-fund --ignore-scripts --loglevel=error
 fi

@@ -620,7 +620,7 @@
     draftTimer = null;
     if (draftSaving) { changed(); return; } // one save at a time, the newest last
     var snap = snapshot();
-    if (finished || snap === savedSnapshot) return;
+    if (finished || snap === savedSnapshot || !form.dataset.draftUrl) return; // no drafts while fixing a review
     var fields = { task: DATA.task, result: JSON.stringify(buildResult().result), lead_time: elapsed() };
     draftSaving = post(form.dataset.draftUrl, fields, true)
       .then(function (res) {
@@ -655,6 +655,7 @@
     if (busy) return;
     var button = e.submitter || primary;
     var fields = { task: DATA.task, lead_time: elapsed() };
+    if (form.elements.version) fields.version = form.elements.version.value; // the version this page loaded
     if (button.dataset.action !== "skip") {
       var built = buildResult();
       if (built.problems.length) { showError(built.problems.join(" ")); return; }

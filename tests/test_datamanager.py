@@ -139,6 +139,10 @@ def test_keyset_pages_cover_every_task_once_in_both_directions(client, runtime, 
              for n in range(23)]
     ids = _tasks(runtime, world, pid, items)
     _tasks(runtime, world, _project(runtime, world, "Other"), [{"text": "elsewhere"}])
+    if "agreement" in sort:  # that sort lists the tasks that have an agreement: give each one, with ties
+        with runtime.unit_of_work(world.tenant_id) as db:
+            for n, task_id in enumerate(ids):
+                db.get(Task, task_id).agreement = (n % 4) / 4
     login(client, world.owner)
     seen: list[int] = []
     url = _url(world, pid, sort=sort, page_size=5)
@@ -166,7 +170,8 @@ def test_keyset_pages_cover_every_task_once_in_both_directions(client, runtime, 
     with runtime.unit_of_work(world.tenant_id) as db:
         rows = {t.id: t for t in db.scalars(select(Task).where(Task.project_id == pid))}
     keyf = {"id": lambda t: (t.id,), "created": lambda t: (t.created_at, t.id),
-            "annotations": lambda t: (t.annotation_count, t.id)}[dm.SORTS[sort][1]]
+            "annotations": lambda t: (t.annotation_count, t.id),
+            "agreement": lambda t: (t.agreement, t.id)}[dm.SORTS[sort][1]]
     expected = sorted(ids, key=lambda i: keyf(rows[i]), reverse=dm.SORTS[sort][2])
     assert seen == expected
 

@@ -7,6 +7,7 @@ carry the session's tenant whatever the file says, and leave nothing behind when
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import re
@@ -227,3 +228,21 @@ def test_copy_text_escapes_field_by_field_when_a_text_holds_raw_control_characte
     _import(runtime, world, ctx, pid, '{"text": "a"}\n{"text": "b"}\n', "raw.jsonl")
     assert _stored_json(runtime, world) == list(raw_texts.values())
     assert [t.data for t in _tasks(runtime, world)] == [{"text": "a\\b", "n": 1}, {"text": "plain"}]
+
+
+def test_parsed_batches_of_plain_tasks_hold_just_the_data():
+    """The bulk path's batches: plain tasks as bare data dicts (strings only: nothing for the garbage
+    collector to track), the same tasks iter_task_batches gives as records."""
+    from workspace.workflow.importing import iter_parsed_batches, iter_task_batches
+
+    lines = [{"text": f"task {i}", "n": i} for i in range(2500)]
+    lines[2100] = {"data": {"text": "annotated"}, "annotations": [{"result": []}]}
+    content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    kwargs = {"format": "jsonl", "filename": "t.jsonl", "required_fields": {"text"}, "batch_size": 1000}
+    parsed = list(iter_parsed_batches(io.BytesIO(content), **kwargs))
+    assert [(b.start, len(b.datas), b.records is None) for b in parsed] == [(0, 1000, True), (1000, 1000, True),
+                                                                            (2000, 500, False)]
+    assert not any(gc.is_tracked(data) for batch in parsed for data in batch.datas if "n" in data)
+    records = [r for batch in iter_task_batches(io.BytesIO(content), **kwargs) for r in batch]
+    assert records == [r for batch in parsed for r in batch.task_records()]
+    assert records[2100].annotations == [{"result": []}] and records[2101].annotations == []

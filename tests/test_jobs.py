@@ -37,3 +37,30 @@ def test_embedded_worker_runs_jobs_in_process(settings, runtime, caplog):
 
         if actors._runtime is not None:
             actors._runtime.close()
+
+
+def test_a_job_is_sent_only_when_the_outermost_transaction_commits(database, runtime):
+    """Releasing or rolling back a SAVEPOINT is not the commit: the message waits for the real one."""
+    from workspace.jobs.services import DISPATCH_KEY, create_job
+    from workspace.tenancy.context import TenantContext
+    from workspace.tenancy.scoping import bind_tenant
+
+    world = make_tenant(runtime, "acme")
+    sent: list[int] = []
+    with runtime.session_factory() as session:
+        bind_tenant(session, world.tenant_id)
+        session.info[DISPATCH_KEY] = sent.append
+        ctx = TenantContext(tenant_id=world.tenant_id, tenant_slug="acme", tenant_name="Acme",
+                            user_id=world.owner.user_id, user_email=world.owner.email, user_name="Owner",
+                            membership_id=world.owner.membership_id, role="owner")
+        job = create_job(session, ctx, "export", title="one")
+        with session.begin_nested():
+            pass
+        try:
+            with session.begin_nested():
+                raise ValueError("a savepoint rolled back")
+        except ValueError:
+            pass
+        assert sent == []  # the row is not committed yet: a worker would not find it
+        session.commit()
+    assert sent == [job.id]

@@ -387,13 +387,16 @@ def test_unknown_tag_suggests_a_spelling_and_lists_the_tags() -> None:
     assert where(problem) == (6, 3, "Choise", None)
 
 
-def test_unknown_attribute_lists_the_allowed_ones() -> None:
-    problem = only_problem(config(
+def test_unknown_attribute_is_ignored_like_label_studio_does_and_reported_with_the_allowed_ones() -> None:
+    parsed = parse_label_config(config(
         "<View>",
         '  <Text name="text" value="$text" colour="red"/>',
-        '  <TextArea name="a" toName="text"/>',
+        '  <Choices name="c" toName="text" showInLine="true"><Choice value="A"/></Choices>',
         "</View>",
     ))
+    assert [c.name for c in parsed.controls] == ["c"]
+    problem, near_miss = parsed.warnings
+    assert near_miss.message.startswith("unknown attribute showInLine on <Choices> (did you mean showInline?)")
     assert problem.message == (
         "unknown attribute colour on <Text>; allowed: name, value, valueType, saveTextResult, encoding, "
         "selectionEnabled, clickableLinks, highlightColor, showLabels, granularity"

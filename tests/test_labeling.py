@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from conftest import add_member, grant_project, login, make_tenant, post_form
 from workspace.lib.timeutil import utcnow
-from workspace.workflow.models import Annotation, Task
+from workspace.workflow.models import Annotation, Project, Task
 from workspace.workflow.templates import TEMPLATES, template
 
 PNG = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
@@ -284,6 +284,8 @@ def test_count_increments_and_next_task_skips_my_work(client, make_client, runti
                                         [{"text": "one"}, {"text": "two"}, {"text": "three"}])
     annotator = add_member(runtime, world, "ann@alpha.example", "annotator")
     grant_project(runtime, world, project_id, person=annotator)
+    with runtime.unit_of_work(world.tenant_id) as db:  # two annotations per task: t1 has a slot left for ann
+        db.execute(update(Project).where(Project.id == project_id).values(workflow={"overlap": 2}))
     result = [{"id": "r1", "from_name": "sentiment", "to_name": "text", "type": "choices",
                "value": {"choices": ["Neutral"]}}]
     login(client, world.owner)

@@ -257,3 +257,238 @@ def test_annotation_created_and_updated_are_delivered(client, runtime, receiver)
     bodies = [_verify(r, secret) for r in receiver.requests]
     assert [b["event"] for b in bodies] == ["annotation.created", "annotation.updated"]
     assert bodies[1]["data"]["result"][0]["value"] == {"choices": ["Negative"]} and bodies[1]["data"]["task_id"] == task_id
+
+
+# --- organization (tenant-wide) webhooks ------------------------------------------------------------
+
+
+def _add_org_webhook(client, url: str, events=("import.completed",)) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    r = client.post("/t/acme/webhooks", data={"_csrf_token": csrf_token(client), "url": url, "events": list(events)})
+    assert r.status_code == 201, r.text[:500]
+    secret = re.search(r'data-testid="secret">(whsec_[^<]+)<', r.text).group(1)
+    hook_id = int(re.search(r'data-testid="webhook-(\d+)"', r.text).group(1))
+    return hook_id, secret
+
+
+def test_an_organization_webhook_hears_every_project(client, runtime, receiver):
+    runtime.outbound_policy = LOOPBACK
+    world = make_tenant(runtime, "acme")
+    login(client, world.owner)
+    first = _project(client)
+    hook_id, secret = _add_org_webhook(client, receiver.url("/org"))
+    page = client.get("/t/acme/webhooks")
+    assert page.status_code == 200 and 'data-testid="org-scope"' in page.text and secret not in page.text
+    assert f'data-testid="webhook-{hook_id}"' in page.text
+    assert f'data-testid="webhook-{hook_id}"' not in client.get(f"/t/acme/projects/{first}/webhooks").text
+    second = _project(client)  # created after the webhook: heard too
+    _import(client, runtime, first)
+    _import(client, runtime, second, [{"data": {"text": "other"}}], "other.json")
+    bodies = [_verify(r, secret) for r in receiver.requests]
+    assert [(b["event"], b["project_id"]) for b in bodies] == [("import.completed", first), ("import.completed", second)]
+    deliveries = _deliveries(runtime, world)
+    assert [d.project_id for d in deliveries] == [first, second] and all(d.status == "succeeded" for d in deliveries)
+    log = client.get(f"/t/acme/webhooks/{hook_id}")
+    assert log.status_code == 200 and f"project #{second}" in log.text
+    # Redeliver and toggle through the organization's routes; a project's URL does not reach it.
+    r = post_form(client, f"/t/acme/webhooks/{hook_id}/deliveries/{deliveries[0].id}/redeliver")
+    assert r.status_code == 303 and r.headers["location"] == f"/t/acme/webhooks/{hook_id}"
+    runtime.jobs.join()
+    assert len(receiver.requests) == 3 and _verify(receiver.requests[2], secret)["id"] == deliveries[0].id
+    assert client.get(f"/t/acme/projects/{first}/webhooks/{hook_id}").status_code == 404
+    assert post_form(client, f"/t/acme/webhooks/{hook_id}/toggle").status_code == 303
+    _import(client, runtime, first, [{"data": {"text": "third"}}], "third.json")
+    assert len(receiver.requests) == 3
+    assert post_form(client, f"/t/acme/webhooks/{hook_id}/delete").status_code == 303
+    with runtime.unit_of_work(world.tenant_id) as db:
+        assert list(db.scalars(select(Webhook))) == []
+
+
+def test_organization_webhooks_need_project_update_on_every_project(client, runtime, make_client):
+    from conftest import add_member, grant_project
+
+    world = make_tenant(runtime, "acme")
+    login(client, world.owner)
+    pid = _project(client)
+    assert 'data-testid="nav-webhooks"' in client.get("/t/acme/").text
+    manager = add_member(runtime, world, "manager@acme.example", "manager")
+    reviewer = add_member(runtime, world, "reviewer@acme.example", "reviewer")
+    grant_project(runtime, world, pid, "manager", person=reviewer)  # manages this one project only
+    as_manager = make_client()
+    login(as_manager, manager)
+    assert as_manager.get("/t/acme/webhooks").status_code == 200
+    as_reviewer = make_client()
+    login(as_reviewer, reviewer)
+    assert as_reviewer.get(f"/t/acme/projects/{pid}/webhooks").status_code == 200  # the project's own page
+    assert as_reviewer.get("/t/acme/webhooks").status_code == 403
+    r = as_reviewer.post("/t/acme/webhooks", data={"_csrf_token": csrf_token(as_reviewer),
+                                                   "url": "https://example.com/x", "events": ["import.completed"]})
+    assert r.status_code == 403
+    assert 'data-testid="nav-webhooks"' not in as_reviewer.get("/t/acme/").text
+    # Another organization's owner sees none of it.
+    other = make_tenant(runtime, "bravo")
+    hook_id, _ = _add_org_webhook(as_manager, "https://example.com/org")
+    theirs = make_client()
+    login(theirs, other.owner)
+    assert theirs.get(f"/t/bravo/webhooks/{hook_id}").status_code == 404
+    assert post_form(theirs, f"/t/bravo/webhooks/{hook_id}/delete").status_code == 404
+    assert theirs.get("/t/acme/webhooks").status_code == 404
+
+
+# --- secrets at rest ----------------------------------------------------------------------------------
+
+
+def test_secrets_are_sealed_at_rest_and_legacy_clear_secrets_are_sealed_on_first_use(client, runtime, receiver):
+    runtime.outbound_policy = LOOPBACK
+    world = make_tenant(runtime, "acme")
+    login(client, world.owner)
+    pid = _project(client)
+    hook_id, secret = _add_webhook(client, pid, receiver.url("/sealed"))
+    with runtime.unit_of_work(world.tenant_id) as db:
+        hook = db.get(Webhook, hook_id)
+        assert hook.secret.startswith("sealed1:") and secret[6:] not in hook.secret and len(hook.secret) <= 100
+        # An older version stored secrets in clear: such a row still signs, and is sealed when used.
+        hook.secret = legacy = "whsec_" + "L" * 42 + "A"  # the shape of token_urlsafe(32)
+    _import(client, runtime, pid)
+    _verify(receiver.requests[0], legacy)
+    with runtime.unit_of_work(world.tenant_id) as db:
+        stored = db.get(Webhook, hook_id).secret
+        assert stored.startswith("sealed1:") and "LLLL" not in stored
+
+    # A sealed secret opens only in its own tenant: copied into another tenant's webhook, it fails
+    # the delivery with a readable reason and sends nothing.
+    other = make_tenant(runtime, "bravo", owner_email="owner@bravo.example")
+    from workspace.tenancy.context import TenantContext
+    from workspace.webhooks.services import create_webhook, emit
+
+    ctx = TenantContext(other.tenant_id, "bravo", "Bravo", other.owner.user_id, other.owner.email, "",
+                        other.owner.membership_id, "owner", permissions=frozenset({"project:read"}))
+    with runtime.unit_of_work(other.tenant_id) as db:
+        theirs = create_webhook(db, ctx, None, receiver.url("/copied"), ["import.completed"])
+        theirs.secret = stored
+        db.flush()
+        emit(db, ctx, "import.completed", None, {"tasks": 0})
+    runtime.jobs.join()
+    assert [r["path"] for r in receiver.requests] == ["/sealed"]
+    with runtime.unit_of_work(other.tenant_id) as db:
+        [delivery] = db.scalars(select(WebhookDelivery)).all()
+        assert delivery.status == "failed" and "cannot be decrypted" in delivery.error
+
+
+# --- media imports --------------------------------------------------------------------------------------
+
+
+def test_a_media_import_sends_import_completed(client, runtime, receiver):
+    import io
+
+    from PIL import Image
+
+    runtime.outbound_policy = LOOPBACK
+    world = make_tenant(runtime, "acme")
+    login(client, world.owner)
+    config = ('<View><Image name="image" value="$image"/><Choices name="label" toName="image">'
+              '<Choice value="cat"/><Choice value="dog"/></Choices></View>')
+    r = post_form(client, "/t/acme/projects", {"title": "Media", "label_config": config})
+    assert r.status_code == 303, r.text[:300]
+    pid = int(r.headers["location"].rsplit("/", 1)[1])
+    _, secret = _add_webhook(client, pid, receiver.url("/media"))
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 6), (200, 30, 30)).save(buf, "PNG")
+    files = [("media", ("a.png", buf.getvalue(), "image/png")), ("media", ("b.png", buf.getvalue(), "image/png"))]
+    r = client.post(f"/t/acme/projects/{pid}/import/media", data={"_csrf_token": csrf_token(client)}, files=files)
+    assert r.status_code == 303, r.text[:500]
+    runtime.jobs.join()
+    [request] = receiver.requests
+    body = _verify(request, secret)
+    assert body["event"] == "import.completed" and body["project_id"] == pid
+    assert body["data"]["tasks"] == 2 and body["data"]["format"] == "media" and body["data"]["media"] == "image"
+    # A refused media import (not an image) rolls back and announces nothing.
+    bad = [("media", ("x.png", b"<!doctype html><html></html>", "image/png"))]
+    r = client.post(f"/t/acme/projects/{pid}/import/media", data={"_csrf_token": csrf_token(client)}, files=bad)
+    assert r.status_code in (400, 422), r.status_code
+    runtime.jobs.join()
+    assert len(receiver.requests) == 1 and len(_deliveries(runtime, world)) == 1
+
+
+# --- a real `workspace worker` process --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_worker_process_delivers_a_signed_webhook(database, redis_url, tmp_path, receiver):
+    """PostgreSQL + Redis: the web app commits an import, a real `workspace worker` process delivers the
+    webhook job to a receiver on this machine (allowed by name through WORKSPACE_OUTBOUND_ALLOWED_HOSTS),
+    and the receiver verifies the signature with the secret shown once at creation."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import uuid
+    from pathlib import Path
+
+    from litestar.testing import TestClient
+
+    from conftest import SECRET
+    from workspace.app import create_app
+    from workspace.config import load_settings
+    from workspace.runtime import build_runtime
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKSPACE_")}
+    env.update({"WORKSPACE_DATA_DIR": str(tmp_path / "data"), "WORKSPACE_SECRET_KEY": SECRET,
+                "WORKSPACE_DATABASE_URL": database.url, "WORKSPACE_REDIS_URL": redis_url,
+                "WORKSPACE_OUTBOUND_ALLOWED_HOSTS": "localhost",
+                "WORKSPACE_JOBS_NAMESPACE": f"ws-test-{uuid.uuid4().hex[:8]}", "PYTHONUNBUFFERED": "1"})
+    settings = load_settings(env)
+    assert settings.outbound_allowed_hosts == ("localhost",)
+    runtime = build_runtime(settings, watch_policy=False)
+    log_path = tmp_path / "worker.log"
+    log = open(log_path, "wb")  # noqa: SIM115
+    worker = subprocess.Popen([str(Path(sys.executable).with_name("workspace")), "worker", "--processes", "1",
+                               "--threads", "2"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        with TestClient(create_app(settings, runtime=runtime), base_url="http://testserver.local") as client:
+            client.follow_redirects = False
+            world = make_tenant(runtime, "acme")
+            login(client, world.owner)
+            pid = _project(client)
+            url = f"http://localhost:{receiver.server.server_address[1]}/worker"
+            hook_id, secret = _add_org_webhook(client, url)
+            r = client.post(f"/t/acme/projects/{pid}/import", data={"_csrf_token": csrf_token(client), "confirm": "1"},
+                            files={"file": ("tasks.json", json.dumps(TASKS), "application/json")})
+            assert r.status_code == 303, r.text[:300]
+            deadline = time.monotonic() + 60
+            while not receiver.requests or _deliveries(runtime, world)[0].status == "pending":
+                assert worker.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.2)
+            [request] = receiver.requests
+            body = _verify(request, secret)
+            assert body["event"] == "import.completed" and body["project_id"] == pid and body["data"]["tasks"] == 2
+            [delivery] = _deliveries(runtime, world)
+            assert (delivery.status, delivery.webhook_id, delivery.response_status) == ("succeeded", hook_id, 200)
+            with runtime.unit_of_work(world.tenant_id) as db:
+                job = db.get(Job, delivery.job_id)
+                assert job.status == "succeeded" and job.attempts == 1
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, 9)
+        log.close()
+        runtime.close()
+
+
+def test_seal_opens_only_with_its_key_purpose_and_context():
+    from workspace.lib.secrets import SealError, new_secret, seal, unseal
+
+    key, secret = "k" * 40, new_secret("whsec_")
+    sealed = seal(key, "webhook-secret", secret, "tenant:1")
+    assert sealed.startswith("sealed1:") and len(sealed) <= 100 and secret[6:] not in sealed
+    assert seal(key, "webhook-secret", secret, "tenant:1") != sealed  # a fresh nonce every time
+    assert unseal(key, "webhook-secret", sealed, "tenant:1") == secret
+    assert unseal(key, "p", seal(key, "p", "any text, ünïcode", "c"), "c") == "any text, ünïcode"
+    tampered = sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1]
+    for args in (("x" * 40, "webhook-secret", sealed, "tenant:1"), (key, "other", sealed, "tenant:1"),
+                 (key, "webhook-secret", sealed, "tenant:2"), (key, "webhook-secret", tampered, "tenant:1"),
+                 (key, "webhook-secret", "whsec_clear", "tenant:1")):
+        with pytest.raises(SealError):
+            unseal(*args)

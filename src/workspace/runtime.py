@@ -113,4 +113,10 @@ def build_runtime(settings: Settings, *, watch_policy: bool = True) -> Runtime:
     watcher = None
     if settings.redis_url and watch_policy:
         watcher = attach_redis_watcher(authz, settings.redis_url)
-    return Runtime(settings, engine, make_session_factory(engine, audit_key=settings.secret_key, authz=authz), authz, watcher)
+    runtime = Runtime(settings, engine, make_session_factory(engine, audit_key=settings.secret_key, authz=authz), authz,
+                      watcher)
+    if settings.outbound_allowed_hosts:  # an operator's explicit exception for named internal hosts
+        from workspace.lib.outbound import OutboundPolicy
+
+        runtime.outbound_policy = OutboundPolicy(allowed_hosts=frozenset(settings.outbound_allowed_hosts))
+    return runtime

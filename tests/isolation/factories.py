@@ -18,8 +18,13 @@ from workspace.lib.timeutil import utcnow
 from workspace.tenancy.models import ApiToken, Invitation, Membership, ProjectGrant, Role, Team, TeamMember, User
 from workspace.tenancy.scoping import current_tenant_id
 from workspace.jobs.models import Job
+from workspace.ml.models import MLBackend
 from workspace.webhooks.models import Webhook, WebhookDelivery
+from workspace.notifications.models import Notification
+from workspace.workflow.comments import Comment
 from workspace.workflow.models import Annotation, Export, ImportBatch, Prediction, Project, Task
+from workspace.workflow.models import TaskAssignment, TaskReservation
+from workspace.workflow.review_models import AnnotationRevision, Review
 
 
 def _tag(marker: str) -> str:
@@ -116,6 +121,24 @@ def make_prediction(db: Session, marker: str) -> Prediction:
     return p
 
 
+def make_task_assignment(db: Session, marker: str) -> TaskAssignment:
+    task = make_task(db, marker)
+    a = TaskAssignment(project_id=task.project_id, task_id=task.id, user_id=_user(db, marker).id, role="annotator",
+                       created_at=utcnow())
+    db.add(a)
+    db.flush()
+    return a
+
+
+def make_task_reservation(db: Session, marker: str) -> TaskReservation:
+    task = make_task(db, marker)
+    r = TaskReservation(project_id=task.project_id, task_id=task.id, user_id=_user(db, marker).id,
+                        expires_at=utcnow() + timedelta(minutes=30))
+    db.add(r)
+    db.flush()
+    return r
+
+
 def make_import_batch(db: Session, marker: str) -> ImportBatch:
     b = ImportBatch(project_id=make_project(db, marker).id, filename=f"{_tag(marker)}.csv", format="csv",
                     fingerprint=digest(_tag(marker)))
@@ -157,6 +180,54 @@ def make_webhook_delivery(db: Session, marker: str, webhook: Webhook | None = No
     return d
 
 
+def make_ml_backend(db: Session, marker: str, project_id: int | None = None) -> MLBackend:
+    b = MLBackend(project_id=project_id or make_project(db, marker).id, kind="builtin_tagger", name=_tag(marker),
+                  settings={"terms": f"{_tag(marker)} => Label", "patterns": ""}, model_version="tagger-1")
+    db.add(b)
+    db.flush()
+    return b
+
+
+def make_comment(db: Session, marker: str, project_id: int | None = None) -> Comment:
+    if project_id is None:
+        task = make_task(db, marker)
+    else:
+        task = Task(project_id=project_id, data={"text": _tag(marker)}, created_at=utcnow())
+        db.add(task)
+        db.flush()
+    c = Comment(project_id=task.project_id, task_id=task.id, author_id=make_membership(db, marker).user_id,
+                body=f"note {_tag(marker)}", mentions=[], notified_ids=[])
+    db.add(c)
+    db.flush()
+    return c
+
+
+def make_notification(db: Session, marker: str, user_id: int | None = None) -> Notification:
+    n = Notification(user_id=user_id or make_membership(db, marker).user_id, kind="mention",
+                     text=f"mentioned {_tag(marker)}", link="", created_at=utcnow())
+    db.add(n)
+    db.flush()
+    return n
+
+
+def make_annotation_revision(db: Session, marker: str) -> AnnotationRevision:
+    a = make_annotation(db, marker)
+    r = AnnotationRevision(annotation_id=a.id, project_id=a.project_id, number=1, version=1, result=a.result,
+                           status=a.status, action="submitted", created_at=utcnow())
+    db.add(r)
+    db.flush()
+    return r
+
+
+def make_review(db: Session, marker: str) -> Review:
+    a = make_annotation(db, marker)
+    r = Review(project_id=a.project_id, task_id=a.task_id, annotation_id=a.id, verdict="rejected",
+               comment=f"fix {_tag(marker)}", annotation_version=2)
+    db.add(r)
+    db.flush()
+    return r
+
+
 def make_audit_event(db: Session, marker: str) -> AuditEvent:
     seq = record(db, "test.event", tenant_id=current_tenant_id(db), object_label=_tag(marker))  # type: ignore[arg-type]
     from sqlalchemy import select
@@ -165,6 +236,10 @@ def make_audit_event(db: Session, marker: str) -> AuditEvent:
 
 
 FACTORIES: dict[type, Callable[[Session, str], object]] = {
+    AnnotationRevision: make_annotation_revision,
+    Review: make_review,
+    Comment: make_comment,
+    Notification: make_notification,
     Membership: make_membership,
     Team: make_team,
     TeamMember: make_team_member,
@@ -177,9 +252,12 @@ FACTORIES: dict[type, Callable[[Session, str], object]] = {
     Task: make_task,
     Annotation: make_annotation,
     Prediction: make_prediction,
+    TaskAssignment: make_task_assignment,
+    TaskReservation: make_task_reservation,
     ImportBatch: make_import_batch,
     Job: make_job,
     Export: make_export,
     Webhook: make_webhook,
     WebhookDelivery: make_webhook_delivery,
+    MLBackend: make_ml_backend,
 }

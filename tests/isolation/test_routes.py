@@ -14,9 +14,12 @@ from sqlalchemy import func, select
 from conftest import add_member, api_token, csrf_token, login, make_tenant, post_form
 from isolation.factories import (
     make_api_token,
+    make_comment,
     make_export,
     make_invitation,
     make_job,
+    make_notification,
+    make_ml_backend,
     make_project,
     make_project_grant,
     make_role,
@@ -25,11 +28,14 @@ from isolation.factories import (
     make_webhook_delivery,
 )
 from workspace.audit.models import AuditEvent
+from workspace.lib.timeutil import utcnow
+from workspace.workflow.models import Annotation, Prediction, Task
+from workspace.workflow.review_models import Review
 from workspace.web.guards import ACCESS_KEY, PUBLIC, SIGNED_IN
 
 ID_PARAM = re.compile(r"\{(\w+_id):int\}")
-KINDS = {"membership_id", "invitation_id", "team_id", "role_id", "token_id", "project_id", "grant_id", "job_id", "export_id",
-         "webhook_id", "delivery_id"}
+KINDS = {"comment_id", "notification_id", "membership_id", "invitation_id", "team_id", "role_id", "token_id", "project_id", "grant_id", "job_id", "export_id",
+         "webhook_id", "delivery_id", "backend_id", "task_id", "annotation_id", "prediction_id", "user_id", "review_id"}
 
 
 def _routes(app):  # type: ignore[no-untyped-def]
@@ -58,6 +64,26 @@ def _objects(runtime, world, marker):  # type: ignore[no-untyped-def]
         webhook = make_webhook(db, marker, project_id=grant.project_id)
         ids["webhook_id"] = webhook.id
         ids["delivery_id"] = make_webhook_delivery(db, marker, webhook).id
+        ids["backend_id"] = make_ml_backend(db, marker, project_id=grant.project_id).id
+        ids["comment_id"] = make_comment(db, marker, project_id=grant.project_id).id
+        ids["notification_id"] = make_notification(db, marker, user_id=world.owner.user_id).id
+        task = Task(project_id=grant.project_id, data={"text": marker}, created_at=utcnow())
+        db.add(task)
+        db.flush()
+        annotation = Annotation(project_id=task.project_id, task_id=task.id, result=[], status="submitted")
+        db.add(annotation)
+        db.flush()
+        ids["task_id"], ids["annotation_id"] = task.id, annotation.id
+        review = Review(project_id=task.project_id, task_id=task.id, annotation_id=annotation.id,
+                        reviewer_id=world.owner.user_id, verdict="accepted", comment=marker, annotation_version=1)
+        db.add(review)
+        db.flush()
+        ids["review_id"], ids["user_id"] = review.id, member.user_id
+        prediction = Prediction(project_id=task.project_id, task_id=task.id, result=[], model_version=marker,
+                                created_at=utcnow())
+        db.add(prediction)
+        db.flush()
+        ids["prediction_id"] = prediction.id
         make_project(db, marker)
     return ids
 

@@ -19,6 +19,9 @@ from litestar.stores.redis import RedisStore
 from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from workspace import lsapi
+from workspace.app import openapi as api_docs
+from workspace.audit import api as audit_api
 from workspace.audit import routes as audit_routes
 from workspace.config import Settings
 from workspace.runtime import Runtime, build_runtime
@@ -33,7 +36,7 @@ from workspace.workflow import routes as workflow_routes
 
 __all__ = ["create_app", "StartupError"]
 
-FEATURES = (tenancy_routes, workflow_routes, audit_routes)
+FEATURES = (tenancy_routes, workflow_routes, audit_routes, audit_api, lsapi)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 SECURITY_HEADERS = [
@@ -130,12 +133,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         path="/vendor/htmx", directories=[settings.htmx_path.parent], opt=requires(PUBLIC), name="vendor_htmx",
         cache_control=CacheControlHeader(max_age=86400),
     )
-    handlers: list[Any] = [health, static, vendor]
+    handlers: list[Any] = [health, static, vendor, api_docs.docs_assets_router(settings)]
     for feature in FEATURES:
         handlers.extend(feature.route_handlers)
 
     app = Litestar(
-        route_handlers=handlers,
+        route_handlers=api_docs.layout(handlers),  # HTML pages stay out of the OpenAPI document
         guards=[authorize],
         middleware=[request_context_middleware,
                     RotatingSessionConfig(store="sessions", key="ws_session", exclude=["^/api/", "^/static/",
@@ -148,7 +151,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         stores=stores,
         before_send=[security_headers, finish_session],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
-        openapi_config=None,
+        openapi_config=api_docs.openapi_config(settings, __import__("workspace").__version__),
         debug=settings.debug,
         # Embedded mode runs jobs in this process; production runs them in `workspace worker`.
         on_startup=[lambda: runtime.jobs.start_worker()] if settings.embedded else [],

@@ -89,6 +89,9 @@ class Settings:
     jobs_namespace: str = "workspace-jobs"
     jobs_redeliver_seconds: int = 30
     jobs_maintenance_per_million: int = 1000
+    # Host names that jobs' outbound requests (webhooks, ML backends) may reach on loopback or private
+    # addresses (WORKSPACE_OUTBOUND_ALLOWED_HOSTS, comma-separated); empty: only public addresses.
+    outbound_allowed_hosts: tuple[str, ...] = ()
 
     @property
     def embedded(self) -> bool:
@@ -161,6 +164,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
                 extra[attr] = int(env[name])
             except ValueError:
                 raise SettingsError(f"{name} must be a whole number of bytes, got {env[name]!r}") from None
+    if env.get("WORKSPACE_OUTBOUND_ALLOWED_HOSTS"):
+        extra["outbound_allowed_hosts"] = tuple(
+            h.strip().lower() for h in env["WORKSPACE_OUTBOUND_ALLOWED_HOSTS"].split(",") if h.strip())
     if env.get("WORKSPACE_HTMX_PATH"):
         extra["htmx_path"] = Path(env["WORKSPACE_HTMX_PATH"])
     return Settings(

@@ -9,7 +9,9 @@ from workspace.db.base import Base
 __all__ = ["MODEL_MODULES", "load_models"]
 
 MODEL_MODULES = ("workspace.tenancy.models", "workspace.workflow.models", "workspace.audit.models",
-                 "workspace.jobs.models", "workspace.webhooks.models")
+                 "workspace.jobs.models", "workspace.webhooks.models",
+                 "workspace.ml.models", "workspace.workflow.review_models",
+                 "workspace.workflow.comments", "workspace.notifications.models")
 
 
 def load_models() -> type[Base]:

@@ -60,6 +60,10 @@ JOB_KINDS: dict[str, JobKind] = {
                       "workspace.workflow.exporting:cleanup_export"),
     # Whoever caused the event starts the delivery; it only needs to still see the project.
     "webhook": JobKind("webhook", "Webhook delivery", "project:read", "workspace.webhooks.delivery:run_delivery"),
+    "predict": JobKind("predict", "Pre-annotation", "project:update", "workspace.ml.services:run_predict",
+                       "workspace.ml.services:after_job"),
+    "ml_train": JobKind("ml_train", "Model training", "project:update", "workspace.ml.services:run_train",
+                        "workspace.ml.services:after_job"),
 }
 
 
@@ -125,6 +129,9 @@ def request_cancel(session: Session, ctx: TenantContext, job: Job) -> Job:
 
 @event.listens_for(Session, "after_commit")
 def _send_after_commit(session: Session) -> None:
+    # Releasing a SAVEPOINT fires after_commit too: only the outermost commit makes the rows visible.
+    if session.in_nested_transaction():
+        return
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
@@ -141,4 +148,8 @@ def _send_after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop_after_rollback(session: Session) -> None:
+    # A rolled-back SAVEPOINT leaves the outer transaction (and the jobs it created before) alive; a job
+    # created inside the savepoint and sent anyway is found missing by the worker and dropped.
+    if session.in_nested_transaction():
+        return
     session.info.pop(_PENDING, None)

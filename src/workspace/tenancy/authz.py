@@ -39,6 +39,12 @@ from workspace.tenancy.permissions import BUILTIN_ROLES, CATALOGUE, PROJECT_PERM
 
 __all__ = ["Authz", "Decision", "policy", "tenant_dom", "project_dom", "attach_redis_watcher"]
 
+# casbin's enforce is not thread-safe: each call writes into the enforcer's shared function map while
+# simpleeval iterates it ("dictionary changed size during iteration" on a new enforcer's first
+# concurrent calls), and parses the matcher with ``ast``, which CPython 3.11 does not make safe across
+# threads either. Every evaluation holds this lock (the permissions memo keeps that rare and short).
+_ENFORCE = threading.Lock()
+
 log = logging.getLogger(__name__)
 
 MODEL_TEXT = """
@@ -117,6 +123,7 @@ class Authz:
         self._versions: dict[int, int] = {}
         self._stale = True
         self._enforcer: casbin.Enforcer | None = None
+        self._memo: tuple[casbin.Enforcer | None, dict[tuple[int, int, int | None], frozenset[str]]] = (None, {})
         self.on_commit: Callable[[], None] | None = None
 
     # -- loading ------------------------------------------------------------------------------
@@ -160,16 +167,35 @@ class Authz:
 
     # -- questions ----------------------------------------------------------------------------
     def can(self, user_id: int, tenant_id: int, permission: str, project_id: int | None = None) -> bool:
+        return self._can(self.enforcer, user_id, tenant_id, permission, project_id)
+
+    @staticmethod
+    def _can(e: casbin.Enforcer, user_id: int, tenant_id: int, permission: str, project_id: int | None) -> bool:
         obj, act = permission.split(":")
-        e = self.enforcer
         sub = f"u:{user_id}"
-        if e.enforce(sub, tenant_dom(tenant_id), obj, act):
-            return True
-        return project_id is not None and e.enforce(sub, project_dom(tenant_id, project_id), obj, act)
+        with _ENFORCE:
+            if e.enforce(sub, tenant_dom(tenant_id), obj, act):
+                return True
+            return project_id is not None and e.enforce(sub, project_dom(tenant_id, project_id), obj, act)
 
     def permissions(self, user_id: int, tenant_id: int, project_id: int | None = None) -> frozenset[str]:
-        """What the member may do in the tenant, and with ``project_id`` also inside that project."""
-        return frozenset(p for p in CATALOGUE if self.can(user_id, tenant_id, p, project_id))
+        """What the member may do in the tenant, and with ``project_id`` also inside that project.
+
+        Every request asks this (one casbin evaluation per catalogue entry, ~10 ms), so the answer is
+        memoized per enforcer: a policy change builds a new enforcer, which starts with an empty memo.
+        """
+        e = self.enforcer
+        memo = self._memo
+        if memo[0] is not e:
+            memo = self._memo = (e, {})
+        key = (user_id, tenant_id, project_id)
+        found = memo[1].get(key)
+        if found is None:
+            found = frozenset(p for p in CATALOGUE if self._can(e, user_id, tenant_id, p, project_id))
+            if len(memo[1]) >= 50_000:
+                memo[1].clear()
+            memo[1][key] = found
+        return found
 
     def explain(self, user_id: int, tenant_id: int, permission: str, project_id: int | None = None) -> Decision:
         obj, act = permission.split(":")
@@ -177,7 +203,8 @@ class Authz:
         sub = f"u:{user_id}"
         domains = [tenant_dom(tenant_id)] + ([project_dom(tenant_id, project_id)] if project_id else [])
         for dom in domains:
-            allowed, rule = e.enforce_ex(sub, dom, obj, act)
+            with _ENFORCE:
+                allowed, rule = e.enforce_ex(sub, dom, obj, act)
             if allowed:
                 return Decision(True, permission, dom, self._path(e, sub, rule[0], dom), list(rule))
         return Decision(False, permission, domains[-1], [], [])

@@ -10,6 +10,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DataError
 
 from workspace.tenancy.errors import ServiceError
 from workspace.web.guards import LoginRequired, is_api
@@ -66,6 +67,19 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return _error(request, status, message, headers=getattr(exc, "headers", None))
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _out_of_range(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A whole number past the database's 64-bit integers (SQLite's OverflowError, PostgreSQL's "out of
+    range"): no object has such an id (404), or the parameter is wrong (400), never a 500."""
+    if not isinstance(exc, OverflowError) and "out of range" not in str(exc):
+        return _unexpected(request, exc)
+    if any(isinstance(v, int) and not -INT64_MAX - 1 <= v <= INT64_MAX for v in request.path_params.values()):
+        return _error(request, 404, "There is nothing here. Check the address, or go back to the home page.")
+    return _error(request, 400, f"A number in the request is out of range: use whole numbers up to {INT64_MAX}.")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error(request, HTTP_500_INTERNAL_SERVER_ERROR,
@@ -76,5 +90,7 @@ exception_handlers = {
     ServiceError: _service_error,
     LoginRequired: _login_required,
     HTTPException: _http_exception,
+    OverflowError: _out_of_range,
+    DataError: _out_of_range,
     Exception: _unexpected,
 }

@@ -33,6 +33,7 @@ from workspace.tenancy.models import MEMBER_ACTIVE, Tenant, User
 from workspace.tenancy.permissions import CATALOGUE, is_project_scoped
 from workspace.tenancy.scoping import bind_tenant
 from workspace.tenancy.services import resolve_api_key
+from workspace.tenancy.personal_tokens import looks_like_jwt, resolve_access_token
 from workspace.web.uow import request_actor, request_session, runtime_of
 
 __all__ = ["PUBLIC", "SIGNED_IN", "requires", "authorize", "LoginRequired", "ACCESS_KEY", "STATE_CTX", "STATE_USER"]
@@ -75,10 +76,17 @@ def _session_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
 def _api_token(connection: ASGIConnection[Any, Any, Any, Any]):  # type: ignore[no-untyped-def]
     header = connection.headers.get("authorization") or ""
     scheme, _, key = header.partition(" ")
+    api_key = connection.headers.get("x-api-key") if not header else None
+    if api_key:  # the Label Studio SDK's custom-header style: a legacy key, or an access JWT
+        scheme, key = ("bearer" if looks_like_jwt(api_key.strip()) else "token"), api_key
     if scheme.lower() not in ("token", "bearer") or not key.strip():
         raise NotAuthorizedException("Authentication credentials were not provided: send Authorization: Token <key>.")
     db = request_session(connection)
-    token = resolve_api_key(db, key.strip())
+    key = key.strip()
+    if scheme.lower() == "bearer" and looks_like_jwt(key):  # a personal access token's access JWT
+        token = resolve_access_token(db, key, runtime_of(connection).settings.secret_key)
+    else:
+        token = resolve_api_key(db, key)
     if token is None:
         raise NotAuthorizedException("Invalid token.")
     return token

@@ -43,6 +43,7 @@ from workspace.lib.outbound import (
 from workspace.lib.timeutil import utcnow
 from workspace.tenancy.errors import NotFound, ServiceError
 from workspace.webhooks.models import FAILED, PENDING, SUCCEEDED, Webhook, WebhookDelivery
+from workspace.webhooks.services import signing_secret
 
 __all__ = ["run_delivery", "sign", "DEFAULT_POLICY", "EXCERPT_CHARS"]
 
@@ -92,11 +93,17 @@ def run_delivery(session: Session, job: JobContext) -> tuple[dict[str, Any], str
         delivery.status, delivery.error = FAILED, "The webhook is disabled; nothing was sent."
         session.commit()
         raise ServiceError(delivery.error)
+    try:
+        secret = signing_secret(session, hook)
+    except ServiceError as exc:  # the sealed secret does not open: no retry can help
+        delivery.status, delivery.error = FAILED, exc.message
+        session.commit()
+        raise
     body = _body(delivery, job.tenant_id)
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", "X-Workspace-Event": event,
                "X-Workspace-Delivery": str(delivery.id), "X-Workspace-Timestamp": timestamp,
-               "X-Workspace-Signature": sign(hook.secret, timestamp, body)}
+               "X-Workspace-Signature": sign(secret, timestamp, body)}
     delivery.status = PENDING
     session.commit()  # hold no transaction while waiting for the receiver
 

@@ -1,9 +1,11 @@
 """Webhooks and their deliveries.
 
-A ``Webhook`` is audited (who pointed the tenant's events where); its ``secret`` is kept in clear (it
-must be usable to sign every delivery) and never written to the audit chain. A ``WebhookDelivery`` is
-the log of one event sent to one webhook: not audited (it changes no tenant data), updated after
-every attempt.
+A ``Webhook`` is audited (who pointed the tenant's events where); its ``secret`` is stored sealed
+(AES-GCM under a key derived from the application's secret key, ``sealed1:...``; signing needs the
+secret itself, so it cannot be a one-way digest; see ``services.signing_secret``) and never written
+to the audit chain. ``project_id`` None: a tenant-wide webhook, hearing the events of every project
+of the tenant. A ``WebhookDelivery`` is the log of one event sent to one webhook: not audited (it
+changes no tenant data), updated after every attempt.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ commits, so a rolled-back change announces nothing.
 
 from __future__ import annotations
 
-import secrets
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,24 +15,62 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from workspace.jobs.services import create_job
+from workspace.lib.secrets import SealError, is_sealed, new_secret, seal, unseal
 from workspace.lib.timeutil import utcnow
 from workspace.tenancy.context import TenantContext
-from workspace.tenancy.errors import Invalid, NotFound
+from workspace.tenancy.errors import Invalid, NotFound, ServiceError
 from workspace.webhooks.models import EVENTS, PENDING, Webhook, WebhookDelivery
 
 __all__ = ["create_webhook", "list_webhooks", "get_webhook", "set_active", "delete_webhook", "emit",
-           "list_deliveries", "get_delivery", "redeliver", "EVENTS"]
+           "list_deliveries", "get_delivery", "redeliver", "signing_secret", "EVENTS"]
+
+log = logging.getLogger(__name__)
 
 JOB_KIND = "webhook"
+_PURPOSE = "webhook-secret"
 
 
 def _new_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
+    return new_secret("whsec_")
+
+
+def _app_key(session: Session) -> str:
+    # The session factory carries the application's secret key (``Settings.secret_key``).
+    return str(session.info.get("audit_key") or "")
+
+
+def _context(tenant_id: int) -> str:
+    return f"tenant:{tenant_id}"  # a sealed secret opens only in its own tenant's rows
+
+
+def signing_secret(session: Session, hook: Webhook) -> str:
+    """The webhook's secret in clear, to sign a delivery (or to show it once on creation).
+
+    Secrets are stored sealed (AES-GCM with a key derived from the application's secret key, see
+    :func:`workspace.lib.secrets.seal`). A secret stored in clear by an older version is sealed in
+    place here, the first time it is used. Raises ``ServiceError`` when the stored secret does not
+    open (the application's secret key changed): the webhook must be re-created.
+    """
+    stored = hook.secret
+    if not is_sealed(stored):
+        sealed = seal(_app_key(session), _PURPOSE, stored, _context(hook.tenant_id))
+        if len(sealed) <= Webhook.secret.type.length:  # type: ignore[attr-defined]
+            hook.secret = sealed
+            session.flush()
+        else:
+            log.warning("webhook %s: its legacy secret is too long to seal in place; left as is", hook.id)
+        return stored
+    try:
+        return unseal(_app_key(session), _PURPOSE, stored, _context(hook.tenant_id))
+    except SealError as exc:
+        raise ServiceError(f"The secret of webhook #{hook.id} cannot be decrypted (the server's secret key "
+                           "changed?); delete the webhook and add it again to get a new secret.") from exc
 
 
 def create_webhook(session: Session, ctx: TenantContext, project_id: int | None, url: str,
                    events: list[str]) -> Webhook:
-    """A new active webhook; its ``secret`` is shown to the creator once (the page never shows it again)."""
+    """A new active webhook. Its secret is stored sealed; :func:`signing_secret` opens it, and the page
+    shows it to the creator once (never again)."""
     url = (url or "").strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -44,8 +82,8 @@ def create_webhook(session: Session, ctx: TenantContext, project_id: int | None,
     chosen = [e for e in EVENTS if e in set(events)]
     if not chosen or len(chosen) != len(set(events)):
         raise Invalid(f"Choose one or more events among {', '.join(EVENTS)}.", field="events")
-    hook = Webhook(project_id=project_id, url=url, events=chosen, secret=_new_secret(), active=True,
-                   created_by_id=ctx.user_id)
+    hook = Webhook(project_id=project_id, url=url, events=chosen, active=True, created_by_id=ctx.user_id,
+                   secret=seal(_app_key(session), _PURPOSE, _new_secret(), _context(ctx.tenant_id)))
     session.add(hook)
     session.flush()
     return hook

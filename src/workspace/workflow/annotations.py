@@ -23,15 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from workspace.lib.timeutil import utcnow
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Conflict, Invalid, NotFound
 from workspace.tenancy.repositories import fetch
+from workspace.workflow import revisions, states
 from workspace.workflow.label_config import ControlTag, LabelConfig, ObjectTag, parse_label_config
-from workspace.workflow.models import DRAFT, SKIPPED, SUBMITTED, Annotation, Prediction, Project, Task
+from workspace.workflow.models import (COUNTED_STATUSES, DRAFT, SKIPPED, SUBMITTED, Annotation, Prediction, Project,
+                                       Task)
 
 __all__ = ["ResultInvalid", "MyWork", "Start", "get_task", "next_task", "my_work", "starting_point",
            "submit_annotation", "skip_task", "save_draft", "suggested_regions", "task_text", "validate_result",
@@ -65,14 +67,13 @@ def get_task(session: Session, project_id: int, task_id: int) -> Task:
     return task
 
 
-def next_task(session: Session, project_id: int, user_id: int | None) -> Task | None:
-    """The first task of the project (by id) that this user has neither submitted nor skipped (a task
-    with only their draft is still theirs to finish)."""
-    mine = exists().where(Annotation.task_id == Task.id, Annotation.completed_by_id == user_id,
-                          Annotation.status != DRAFT)
-    return session.scalars(
-        select(Task).where(Task.project_id == project_id, ~mine).order_by(Task.id).limit(1)
-    ).first()
+def next_task(session: Session, project_id: int, user_id: int | None, *, reserve: bool = True) -> Task | None:
+    """The task this user labels next, by the project's workflow settings (overlap, reservations,
+    assignment, skip policy, cap, order, rejected work first): :func:`workspace.workflow.queue.next_task`.
+    ``reserve=False`` only looks. A task with only their draft is still theirs to finish."""
+    from workspace.workflow import queue
+
+    return queue.next_task(session, project_id, user_id, reserve=reserve)
 
 
 def plain_text_of_html(markup: str) -> str:
@@ -410,7 +411,9 @@ class MyWork:
 
     @property
     def submitted(self) -> bool:
-        return self.annotation is not None and self.annotation.status == SUBMITTED
+        """They submitted it: submitted, or reviewed since (accepted, rejected); a new submit updates
+        (or, once rejected, resubmits) it."""
+        return self.annotation is not None and self.annotation.status in COUNTED_STATUSES
 
     @property
     def skipped(self) -> bool:
@@ -479,48 +482,87 @@ def _locked_work(session: Session, task: Task, user_id: int | None) -> MyWork:
 
 
 def submit_annotation(session: Session, ctx: TenantContext, project_id: int, task_id: int, result: Any,
-                      lead_time: float | None) -> Annotation:
+                      lead_time: float | None, *, seen_version: int | None = None) -> Annotation:
     """Validate ``result`` against the project's config and save it as the user's submitted annotation.
 
     A first submit turns the user's draft or skip of the task into the annotation (or adds one) and
     counts it; when they already submitted, it is an update: the same row gets the new result (the
     lead time adds up) and the count stays. Either way their draft is gone afterwards.
+
+    Each submit is a lifecycle action (:mod:`workspace.workflow.states`) recorded as a revision
+    (:mod:`workspace.workflow.revisions`): a rejected annotation is resubmitted (back to review), an
+    accepted one is final (409). ``seen_version``: the annotation's version the page was loaded
+    with; when it moved on meanwhile (a reviewer acted), the submit is refused with a 409.
     """
     project = fetch(session, Project, project_id, what="Project")
     task = get_task(session, project.id, task_id)
     config = parse_label_config(project.label_config)
     validate_result(config, task.data if isinstance(task.data, dict) else {}, result)
     lead_time = _clean_lead_time(lead_time)
+    _queue_lock(session, project.id)
     work = _locked_work(session, task, ctx.user_id)
     if work.submitted:
-        annotation = work.annotation
-        assert annotation is not None
-        annotation.result, annotation.updated_at = result, utcnow()
-        if lead_time is not None:
+        assert work.annotation is not None
+        annotation = revisions.locked_annotation(session, work.annotation.id)  # a reviewer may be acting on it
+        if lead_time is not None:  # set before apply() flushes: one change, one audit event
             annotation.lead_time = round((annotation.lead_time or 0.0) + lead_time, 3)
+        revisions.apply(session, annotation, states.annotator_action(annotation.status), actor_id=ctx.user_id,
+                        seen_version=seen_version, result=result, doing="editing")
         if work.draft is not None:
             session.delete(work.draft)
         session.flush()
+        _release(session, task.id, ctx.user_id)
+        _refresh_quality(session, task.id)
         _announce(session, ctx, "annotation.updated", annotation)
         return annotation
     annotation = work.annotation or work.draft
+    before = revisions.snapshot(annotation)
+    states.transition(annotation.status if annotation else None, "submit", actor_id=ctx.user_id,
+                      author_id=annotation.completed_by_id if annotation else ctx.user_id)
     if annotation is None:
-        annotation = Annotation(project_id=project.id, task_id=task.id, completed_by_id=ctx.user_id)
+        annotation = Annotation(project_id=project.id, task_id=task.id, completed_by_id=ctx.user_id, version=1)
         session.add(annotation)
     else:
         annotation.updated_at = utcnow()
+        annotation.version = (annotation.version or 1) + 1
         if work.draft is not None and work.draft is not annotation:
             session.delete(work.draft)
     annotation.result, annotation.status, annotation.lead_time = result, SUBMITTED, lead_time
     session.flush()
+    revisions.record(session, annotation, "submitted", ctx.user_id, before)
     # Counted in the database, not in Python: two annotators submitting at once both count.
     session.execute(
         update(Task).where(Task.id == task.id).values(annotation_count=Task.annotation_count + 1)
         .execution_options(synchronize_session=False)
     )
     session.flush()
+    _release(session, task.id, ctx.user_id)
+    _refresh_quality(session, task.id)
     _announce(session, ctx, "annotation.created", annotation)
     return annotation
+
+
+def _refresh_quality(session: Session, task_id: int) -> None:
+    """The task's counted annotations changed: recompute its stored agreement and ground-truth scores."""
+    from workspace.workflow import quality
+
+    quality.refresh_tasks(session, [task_id])
+
+
+def _queue_lock(session: Session, project_id: int) -> None:
+    """Submit and skip release a "label next" reservation and are often followed, in the same
+    transaction, by "label next" itself: they take the project's queue lock first (PostgreSQL), before
+    any row lock, so every transaction takes the locks in the same order and none can deadlock."""
+    from workspace.workflow import queue
+
+    queue.lock_project(session, project_id)
+
+
+def _release(session: Session, task_id: int, user_id: int | None) -> None:
+    """The member's "label next" reservation of the task ends with their submit or skip."""
+    from workspace.workflow import queue
+
+    queue.release(session, task_id, user_id)
 
 
 def _announce(session: Session, ctx: TenantContext, event: str, annotation: Annotation) -> None:
@@ -538,19 +580,24 @@ def skip_task(session: Session, ctx: TenantContext, project_id: int, task_id: in
     serves it to them again) and discard their draft. A submitted annotation cannot be skipped."""
     project = fetch(session, Project, project_id, what="Project")
     task = get_task(session, project.id, task_id)
+    _queue_lock(session, project.id)
     work = _locked_work(session, task, ctx.user_id)
     if work.submitted:
         raise Conflict("You already submitted this task: update your annotation instead of skipping it.")
     annotation = work.annotation or work.draft
+    before = revisions.snapshot(annotation)
     if annotation is None:
-        annotation = Annotation(project_id=project.id, task_id=task.id, completed_by_id=ctx.user_id)
+        annotation = Annotation(project_id=project.id, task_id=task.id, completed_by_id=ctx.user_id, version=1)
         session.add(annotation)
     else:
         annotation.updated_at = utcnow()
+        annotation.version = (annotation.version or 1) + 1
         if work.draft is not None and work.draft is not annotation:
             session.delete(work.draft)
     annotation.result, annotation.status, annotation.lead_time = [], SKIPPED, _clean_lead_time(lead_time)
     session.flush()
+    revisions.record(session, annotation, "skipped", ctx.user_id, before)
+    _release(session, task.id, ctx.user_id)
     return annotation
 
 

@@ -34,7 +34,7 @@ from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Invalid, NotFound
 from workspace.tenancy.models import Membership, User
 from workspace.workflow.label_config import LabelConfigError, parse_label_config
-from workspace.workflow.models import DRAFT, Annotation, Project, Task
+from workspace.workflow.models import DRAFT, Annotation, Project, Task, TaskAssignment
 
 __all__ = ["Filters", "Row", "Page", "SORTS", "STATES", "parse_filters", "list_tasks", "count_matching",
            "own_tasks", "own_tasks_of",
@@ -56,8 +56,12 @@ SORTS: dict[str, tuple[str, str, bool]] = {
     "-created": ("Created, newest first", "created", True),
     "annotations": ("Fewest annotations", "annotations", False),
     "-annotations": ("Most annotations", "annotations", True),
+    # Sorting by agreement lists the tasks that have one (two or more annotations): disputes first.
+    "agreement": ("Lowest agreement first", "agreement", False),
+    "-agreement": ("Highest agreement first", "agreement", True),
 }
-_KEY_COLUMNS = {"id": Task.id, "created": Task.created_at, "annotations": Task.annotation_count}
+_KEY_COLUMNS = {"id": Task.id, "created": Task.created_at, "annotations": Task.annotation_count,
+                "agreement": Task.agreement}
 
 
 @dataclass(frozen=True)
@@ -164,12 +168,12 @@ def _annotated_by(user_id: int) -> ColumnElement[bool]:
 
 
 def own_tasks(user_id: int) -> ColumnElement[bool]:
-    """The tasks that are a member's own: today the ones they annotated.
+    """The tasks that are a member's own: the ones they annotated or that are assigned to them.
 
-    The one definition of "own" for the data manager (list, count, selection, deletion); assignment
-    will widen it to ``or_(annotated, assigned to them)`` here.
+    The one definition of "own" for the data manager (list, count, selection, deletion).
     """
-    return _annotated_by(user_id)
+    assigned = exists().where(TaskAssignment.task_id == Task.id, TaskAssignment.user_id == user_id)
+    return or_(_annotated_by(user_id), assigned)
 
 
 def own_tasks_of(ctx: TenantContext) -> int | None:
@@ -184,9 +188,15 @@ def own_tasks_of(ctx: TenantContext) -> int | None:
 def conditions(session: Session, project_id: int, f: Filters, *,
                only_own_of: int | None = None) -> list[ColumnElement[bool]]:
     out: list[ColumnElement[bool]] = [Task.project_id == project_id]
+    if SORTS.get(f.sort, ("", ""))[1] == "agreement":
+        out.append(Task.agreement.is_not(None))
     if only_own_of is not None:
         out.append(own_tasks(only_own_of))
-    if f.state == "labeled":
+    if only_own_of is not None and f.state in ("labeled", "unlabeled"):
+        # A member's own view: labeled by them (others' work on a task is not theirs to see).
+        mine = _annotated_by(only_own_of)
+        out.append(mine if f.state == "labeled" else ~mine)
+    elif f.state == "labeled":
         out.append(Task.annotation_count > 0)
     elif f.state == "unlabeled":
         out.append(Task.annotation_count == 0)
@@ -231,6 +241,10 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int] | None:
     try:
         if column == "created":
             key = datetime.fromisoformat(key)
+        elif column == "agreement":
+            if not isinstance(key, (int, float)) or isinstance(key, bool):
+                return None
+            key = float(key)
         elif not isinstance(key, int) or isinstance(key, bool):
             return None
     except (TypeError, ValueError):
@@ -249,6 +263,8 @@ class Row:
     prediction_count: int
     created_at: datetime
     annotators: list[str] = field(default_factory=list)
+    agreement: float | None = None
+    statuses: dict[str, str] = field(default_factory=dict)  # annotator email -> their annotation's status
 
 
 @dataclass
@@ -295,6 +311,8 @@ def list_tasks(session: Session, project_id: int, f: Filters, *, after: str | No
     rows = [Row(r[0], r[1] or {}, r[2], r[3], r[4]) for r in fetched]
     keys = [(r[5], r[0]) for r in fetched]
     _attach_annotators(session, rows, only=only_own_of)
+    if only_own_of is None:  # agreement compares everyone's work: not shown in an annotator's own view
+        _attach_agreement(session, rows)
     if not rows:
         return Page(rows, None, None, f.sort)
     first, last = keys[0], keys[-1]
@@ -310,13 +328,23 @@ def _attach_annotators(session: Session, rows: list[Row], *, only: int | None = 
     if not rows:
         return
     by_id = {r.id: r for r in rows}
-    stmt = (select(Annotation.task_id, User.email).join(User, User.id == Annotation.completed_by_id)
+    stmt = (select(Annotation.task_id, User.email, Annotation.status).join(User, User.id == Annotation.completed_by_id)
             .where(Annotation.task_id.in_(list(by_id)), Annotation.status != DRAFT).distinct()
             .order_by(Annotation.task_id, User.email))
     if only is not None:
         stmt = stmt.where(Annotation.completed_by_id == only)
-    for task_id, email in session.execute(stmt):
-        by_id[task_id].annotators.append(email)
+    for task_id, email, status in session.execute(stmt):
+        row = by_id[task_id]
+        if email not in row.statuses:
+            row.annotators.append(email)
+        row.statuses[email] = status
+
+
+def _attach_agreement(session: Session, rows: list[Row]) -> None:
+    if rows:
+        by_id = {r.id: r for r in rows}
+        for task_id, value in session.execute(select(Task.id, Task.agreement).where(Task.id.in_(list(by_id)))):
+            by_id[task_id].agreement = value
 
 
 def count_matching(session: Session, project_id: int, f: Filters, *, only_own_of: int | None = None,

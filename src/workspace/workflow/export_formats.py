@@ -94,6 +94,8 @@ from types import SimpleNamespace
 from typing import IO, Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import orjson
+
 from workspace.lib.xmlsafe import XmlElement, xml_child, xml_document, xml_element
 from workspace.workflow.label_config import ControlTag, LabelConfig, ObjectTag
 
@@ -210,7 +212,7 @@ def unsupported_reason(key: str, config: LabelConfig) -> str | None:
 # Output plumbing
 # --------------------------------------------------------------------------------------------------
 
-_CHUNK = 64 * 1024
+_CHUNK = 256 * 1024
 
 
 class _Out:
@@ -264,6 +266,16 @@ class _Out:
 _dumps: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+def _dumpb(value: Any) -> bytes:
+    """Compact UTF-8 JSON, by orjson; what it refuses (lone surrogates, integers beyond 64 bits, keys
+    that are not strings) goes through the standard encoder, surrogates written as ``\\udc80``.
+    orjson writes NaN and infinities as ``null`` (the standard encoder would write invalid JSON)."""
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        return _dumps(value).encode("utf-8", "backslashreplace")
+
+
 class _JsonArray:
     """Items of a JSON array written one at a time to a binary stream: ``[``, items, ``]``."""
 
@@ -272,8 +284,7 @@ class _JsonArray:
         self.count = 0
 
     def add(self, item: Any) -> None:
-        prefix = "\n" if self.count == 0 else ",\n"
-        self.target.write((prefix + _dumps(item)).encode("utf-8", "backslashreplace"))
+        self.target.write((b",\n" if self.count else b"\n") + _dumpb(item))
         self.count += 1
 
     @property
@@ -422,7 +433,7 @@ def _write_json(tasks: Iterable[dict[str, Any]], out: _Out, counts: ExportCounts
 
 def _write_jsonl(tasks: Iterable[dict[str, Any]], out: _Out, counts: ExportCounts) -> None:
     for task in tasks:
-        out.text(_dumps(task) + "\n")
+        out.write(_dumpb(task) + b"\n")
         counts.tasks += 1
         counts.annotations += len(task.get("annotations") or ())
         counts.predictions += len(task.get("predictions") or ())
@@ -454,14 +465,21 @@ def _write_table(config: LabelConfig, tasks: Iterable[dict[str, Any]], out: _Out
     extra_names: set[str] = set()
     with io.TextIOWrapper(tempfile.TemporaryFile(), encoding="utf-8", errors="backslashreplace",
                           newline="") as spool:
-        spooled = csv.writer(spool, delimiter=delimiter, lineterminator="\n")
+        # csv writes each row to ``parts`` (list.append is cheap); they go to the spool in big chunks.
+        parts: list[str] = []
+        spooled = csv.writer(SimpleNamespace(write=parts.append), delimiter=delimiter, lineterminator="\n")
+        cell = _cell
         for record in _min_records(config, tasks, counts):
-            row = [_cell(record.get(column)) for column in base]
-            extras = {key: value for key, value in record.items() if key not in placed}
-            if extras:
+            row = [v if v.__class__ is str else cell(v) for v in map(record.get, base)]
+            if record.keys() - placed:
+                extras = {key: value for key, value in record.items() if key not in placed}
                 extra_names.update(extras)
                 row.append(json.dumps(extras))
             spooled.writerow(row)
+            if len(parts) >= 2000:
+                spool.write("".join(parts))
+                parts.clear()
+        spool.write("".join(parts))
         spool.flush()
         writer = _csv_writer(out, delimiter)
         if not extra_names:

@@ -25,7 +25,7 @@ import difflib
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workspace.lib.xmlsafe import Element, XMLError, parse_xml
@@ -311,6 +311,8 @@ class LabelConfig:
     controls: tuple[ControlTag, ...]
     data_fields: frozenset[str]
     root: Element = field(hash=False, compare=False, repr=False)
+    # Attributes the product does not know: ignored, as Label Studio does, and reported here.
+    warnings: tuple[Problem, ...] = field(default=(), hash=False, compare=False)
 
     def object(self, name: str) -> ObjectTag:
         for obj in self.objects:
@@ -372,8 +374,12 @@ def parse_label_config(text: str) -> LabelConfig:
     checker = _Checker(_Source(text))
     checker.check(root)
     if checker.problems:
-        raise LabelConfigError(checker.problems)
-    return checker.build(root)
+        # With real problems, the notes about unknown attributes help find them (toname for toName).
+        raise LabelConfigError(checker.problems + checker.notes)
+    config = checker.build(root)
+    # Label Studio ignores attributes it does not know, and configs written for it carry some: accept
+    # them, and say which were ignored (with the near miss, if any).
+    return replace(config, warnings=tuple(sorted(checker.notes, key=lambda p: (p.line, p.column))))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -479,6 +485,7 @@ class _Checker:
 
     source: _Source
     problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)  # unknown attributes: ignored, not refused
     named: dict[str, Element] = field(default_factory=dict)
     objects: list[Element] = field(default_factory=list)
     controls: list[Element] = field(default_factory=list)
@@ -576,8 +583,10 @@ class _Checker:
             kind = allowed.get(attribute)
             if kind is None:
                 listed = ", ".join(allowed) if allowed else "none"
-                self.at_attribute(element, attribute, f"unknown attribute {attribute} on <{element.tag}>"
-                                                      f"{_suggestion(attribute, allowed)}; allowed: {listed}")
+                line, column = self.source.attribute_position(element, attribute)
+                self.notes.append(Problem(f"unknown attribute {attribute} on <{element.tag}>"
+                                          f"{_suggestion(attribute, allowed)}; allowed: {listed}",
+                                          line, column, element.tag, attribute))
                 continue
             reason = _type_error(kind, value)
             if reason:

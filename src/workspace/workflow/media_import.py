@@ -262,6 +262,11 @@ def _run(session: Session, ctx: TenantContext, store: MediaStore, project_id: in
         batch.fingerprint = fingerprint
         batch.task_count = len(rows)
         session.flush()
+        from workspace.webhooks.services import emit  # sent only if this import commits, like a file import
+
+        emit(session, ctx, "import.completed", project.id, {
+            "import_id": batch.id, "filename": batch.filename, "format": batch.format, "tasks": len(rows),
+            "annotations": 0, "predictions": 0, "media": kind, "skipped": skipped})
     except BaseException:
         stager.discard()
         raise

@@ -11,7 +11,9 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, ForeignKeyConstraint, Index, Integer,
+                        String, Text, UniqueConstraint)
+from sqlalchemy import false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from workspace.db.base import Audited, Base, TenantOwned, Timestamped
@@ -36,6 +38,8 @@ DEFAULT_LABEL_CONFIG = """<View>
 class Project(TenantOwned, Timestamped, Audited, Base):
     __tablename__ = "project"
     __audit_type__ = "project"
+    # The target of the task table's (tenant_id, project_id) foreign key.
+    __table_args__ = (UniqueConstraint("tenant_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(String(200), nullable=False)
@@ -74,17 +78,32 @@ class ImportBatch(TenantOwned, Timestamped, Audited, Base):
 class Task(TenantOwned, Base):
     __tablename__ = "task"
     # The data manager's keyset pages sort by (created_at, id) and (annotation_count, id) too.
-    __table_args__ = (Index("ix_task_project_id_id", "project_id", "id"),
+    # Imports write tasks by the hundred thousand, and PostgreSQL checks every foreign key row by row:
+    # one composite key to the project (which also proves the task's tenant is its project's) instead
+    # of separate keys to tenant, project and import batch halves the server's work per imported row.
+    # ``import_id`` is not a foreign key: import batches are only ever deleted with their project.
+    __table_args__ = (ForeignKeyConstraint(["tenant_id", "project_id"], ["project.tenant_id", "project.id"],
+                                           ondelete="CASCADE"),
+                      Index("ix_task_project_id_id", "project_id", "id"),
                       Index("ix_task_project_created", "project_id", "created_at", "id"),
-                      Index("ix_task_project_annotations", "project_id", "annotation_count", "id"))
+                      Index("ix_task_project_annotations", "project_id", "annotation_count", "id"),
+                      # Partial: only tasks with an agreement (two or more annotations) are sorted by it,
+                      # and imported tasks, which have none, cost the index nothing.
+                      Index("ix_task_project_agreement", "project_id", "agreement", "id",
+                            postgresql_where=text("agreement IS NOT NULL"),
+                            sqlite_where=text("agreement IS NOT NULL")))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
+    tenant_id: Mapped[int] = mapped_column(Integer, nullable=False)  # scoped through the key above
+    project_id: Mapped[int] = mapped_column(Integer, nullable=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
-    import_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id", ondelete="SET NULL"))
+    import_id: Mapped[int | None] = mapped_column(Integer)
     annotation_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     prediction_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # Mean pairwise agreement of the task's counted annotations (0..1; None with fewer than two),
+    # kept up to date by workspace.workflow.quality.refresh_tasks.
+    agreement: Mapped[float | None] = mapped_column(Float)
 
 
 # Annotation.status. On the labeling page a member keeps at most one submitted-or-skipped annotation
@@ -103,7 +122,8 @@ class Annotation(TenantOwned, Timestamped, Audited, Base):
 
     __tablename__ = "annotation"
     __audit_type__ = "annotation"
-    __table_args__ = (Index("ix_annotation_task_id", "task_id"),)
+    __table_args__ = (Index("ix_annotation_task_id", "task_id"),
+                      Index("ix_annotation_project_created", "project_id", "created_at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
@@ -113,6 +133,13 @@ class Annotation(TenantOwned, Timestamped, Audited, Base):
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     lead_time: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Optimistic concurrency: bumped by every lifecycle action (workspace.workflow.revisions); an
+    # action carries the version its actor saw and is refused with a conflict when it moved on.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1", nullable=False)
+    # Ground truth (workspace.workflow.quality): a manager marks at most one per task; the other
+    # counted annotations of the task get ``gt_score``, their agreement with it (0..1).
+    ground_truth: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
+    gt_score: Mapped[float | None] = mapped_column(Float)
 
     def audit_verb(self, verb: str, changes: dict[str, list[object]]) -> str:
         if verb == "updated" and self.status == DRAFT and set(changes) <= {"result", "updated_at", "lead_time"}:

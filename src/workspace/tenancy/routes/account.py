@@ -12,11 +12,13 @@ from workspace.audit.chain import record
 from workspace.tenancy import repositories as repo
 from workspace.tenancy import services as svc
 from workspace.tenancy.errors import ServiceError
+from workspace.tenancy.personal_tokens import create_personal_token
 from workspace.web.forms import int_or_none, one
 from workspace.web.blocking import in_thread
 from workspace.web.guards import requires
 from workspace.web.render import ctx_of, notice, page, see_other, user_of
 from workspace.web.sessions import rotate_session
+from workspace.web.uow import runtime_of
 
 from workspace.tenancy.routes._common import Form, db_of
 
@@ -45,11 +47,17 @@ def create_token(request: Request[Any, Any, Any], slug: FromPath[str], data: For
     ctx = ctx_of(request)
     try:
         days = int_or_none(one(data, "expires_days"), field="expires_days")
-        minted = svc.create_api_token(db_of(request), ctx.tenant_id, ctx.user_id, one(data, "name"), expires_days=days)
+        if one(data, "kind") == "pat":  # a personal access token: the Label Studio SDK's JWT
+            secret = runtime_of(request).settings.secret_key
+            key = create_personal_token(db_of(request), ctx.tenant_id, ctx.user_id, one(data, "name"), secret,
+                                        expires_days=days).key
+        else:
+            key = svc.create_api_token(db_of(request), ctx.tenant_id, ctx.user_id, one(data, "name"),
+                                       expires_days=days).key
     except ServiceError as exc:
         db_of(request).rollback()
         return _tokens_page(request, status=422, errors={exc.field or "name": exc.message})
-    return _tokens_page(request, new_key=minted.key)
+    return _tokens_page(request, new_key=key)
 
 
 @post("/t/{slug:str}/tokens/{token_id:int}/revoke", opt=requires("token:own", nav="tokens"), name="revoke_token")

@@ -28,16 +28,6 @@ def _member_json(m: Membership) -> dict[str, Any]:
             "status": m.status}
 
 
-@get("/api/current-user/whoami", opt=requires("tenant:read"), name="api_whoami")
-@in_thread
-def api_whoami(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    ctx = ctx_of(request)
-    first, _, last = ctx.user_name.partition(" ")
-    return {"id": ctx.user_id, "email": ctx.user_email, "username": ctx.user_email, "first_name": first,
-            "last_name": last, "active_organization": ctx.tenant_id,
-            "workspace": {"tenant": ctx.tenant_slug, "role": ctx.role, "permissions": sorted(ctx.permissions)}}
-
-
 @get("/api/ws/members", opt=requires("member:read"), name="api_members")
 @in_thread
 def api_list_members(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
@@ -85,7 +75,6 @@ def api_create_team(request: Request[Any, Any, Any], data: JSONBody[dict[str, An
 
 
 route_handlers = [
-    api_whoami,
     api_list_members,
     api_member_role,
     api_list_tokens,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from itertools import islice
 from pathlib import PurePosixPath
@@ -17,7 +17,7 @@ from workspace.workflow.importing.parsers import (
     parse_jsonl,
     parse_text,
 )
-from workspace.workflow.importing.records import ImportLimits, TaskImportError, TaskRecord
+from workspace.workflow.importing.records import ImportLimits, Location, TaskImportError, TaskRecord
 from workspace.workflow.importing.streams import CHUNK, Utf8Reader, read_head, strip_bom
 
 __all__ = ["FORMATS", "ParsedBatch", "detect_format", "iter_parsed_batches", "iter_task_batches", "normalize_format"]
@@ -167,20 +167,32 @@ def _batches(
     index = 0
     while True:
         # Never parse beyond the task after the limit: that one is refused, wherever the file goes wrong later.
-        items = list(islice(parsed, min(batch_size, limits.max_tasks - index + 1)))
-        if not items:
+        take = min(batch_size, limits.max_tasks - index + 1)
+        # Each task's parts go into the batch's lists rather than the batch holding the parser's tuple
+        # per task: a tuple holding a dict is tracked by the garbage collector, and thousands of them
+        # alive for a batch's time get walked by collection after collection.
+        datas: list[dict[str, Any]] = []
+        annotations: list[Sequence[dict[str, Any]]] = []
+        predictions: list[Sequence[dict[str, Any]]] = []
+        add_data, add_annotations, add_predictions = datas.append, annotations.append, predictions.append
+        where = None
+        for data, task_annotations, task_predictions, where in islice(parsed, take):
+            add_data(data)
+            add_annotations(task_annotations)
+            add_predictions(task_predictions)
+        if not datas:
             return
-        if index + len(items) > limits.max_tasks:
+        if index + len(datas) > limits.max_tasks:
             raise TaskImportError(
                 f"the file has more than {limits.max_tasks:,} tasks, the limit for one import; "
                 "split it into smaller files",
-                items[limits.max_tasks - index][3],
+                Location._make(where),  # the last task parsed
             )
-        datas = [item[0] for item in items]
-        if any(item[1] or item[2] for item in items):
-            records = [TaskRecord(data, list(annotations), list(predictions), at)
-                       for at, (data, annotations, predictions, _) in enumerate(items, index)]
+        if any(annotations) or any(predictions):
+            records = [TaskRecord(data, list(task_annotations), list(task_predictions), at)
+                       for at, (data, task_annotations, task_predictions)
+                       in enumerate(zip(datas, annotations, predictions), index)]
             yield ParsedBatch(index, datas, records)
         else:
             yield ParsedBatch(index, datas, None)
-        index += len(items)
+        index += len(datas)

@@ -33,8 +33,12 @@ from workspace.workflow.importing.streams import CHUNK, Utf8Reader, chars, line_
 
 __all__ = ["parse_delimited", "parse_json", "parse_jsonl", "parse_text"]
 
-# (data, annotations, predictions, where); no annotations or predictions is NO_CHILDREN.
-Parsed = tuple[dict[str, Any], Sequence[dict[str, Any]], Sequence[dict[str, Any]], Location]
+# (data, annotations, predictions, where): no annotations or predictions is NO_CHILDREN, and ``where`` is
+# the fields of a Location as a plain tuple (``Location._make(where)``). A plain tuple of numbers leaves
+# the garbage collector's lists at its first pass; a NamedTuple never does, and a million of them, held
+# a batch at a time, would make the collector walk them over and over.
+Where = tuple[int | None, int | None, int | None]
+Parsed = tuple[dict[str, Any], Sequence[dict[str, Any]], Sequence[dict[str, Any]], Where]
 
 JSON_SPACE = b" \t\r\n"
 
@@ -72,7 +76,7 @@ def parse_json(reader: Utf8Reader, head: bytes, required: AbstractSet[str], limi
     items = ijson.items(reader, "item" if first == b"[" else "", use_float=True, buf_size=CHUNK)
     try:
         for obj in items:
-            where = Location(index=index)
+            where = (None, None, index)
             data, annotations, predictions = task_parts(obj, where, required, limits)
             yield data, annotations, predictions, where
             index += 1
@@ -207,13 +211,13 @@ def parse_jsonl(reader: Utf8Reader, required: AbstractSet[str], limits: ImportLi
         text = raw.decode("utf-8")
         if not text.strip():
             continue
-        where = Location(number)
+        where = (number, None, None)
         try:
             obj, end = scan(text, len(text) - len(text.lstrip(blank)))
         except (StopIteration, ValueError):
             end = -1
         if end != len(text) and (end < 0 or text[end:].strip(blank)):
-            obj = _loads(text, where)  # raises the error json.loads reports
+            obj = _loads(text, Location(number))  # raises the error json.loads reports
         data, annotations, predictions = task_parts(obj, where, required, limits)
         found = True
         yield data, annotations, predictions, where
@@ -285,7 +289,7 @@ def parse_delimited(
     found = False
     while True:
         feed.record_bytes = 0
-        where = Location(feed.number + 1, row + 1)
+        where = (feed.number + 1, row + 1, None)
         try:
             values = next(rows)
         except StopIteration:
@@ -294,25 +298,25 @@ def parse_delimited(
             raise TaskImportError(
                 f"the row is longer than the limit of {size(limits.max_line_bytes)} "
                 "(is a quoted value missing its closing quote?)",
-                where,
+                Location(*where),
             ) from None
         except csv.Error as error:
-            raise _csv_error(str(error), kind, where, limits) from None
+            raise _csv_error(str(error), kind, Location(*where), limits) from None
         row += 1
         if not any(values):  # a blank line, or a spreadsheet's empty row (",,,")
             continue
         if header is None:
-            header, header_row = _header(values, where, required), row
+            header, header_row = _header(values, Location(*where), required), row
             continue
         if len(values) != len(header):
             hint = " (is a value with a delimiter in it missing its quotes?)" if len(values) > len(header) else ""
             raise TaskImportError(
                 f"the row has {len(values)} values, but the header (row {header_row}) has {len(header)} columns{hint}",
-                where,
+                Location(*where),
             )
         data = dict(zip(header, values, strict=True))
         if not plain_data(data, _NOTHING, quick):
-            check_values(data, limits, where)
+            check_values(data, limits, Location(*where))
         found = True
         yield data, NO_CHILDREN, NO_CHILDREN, where
     if header is None:
@@ -375,10 +379,9 @@ def parse_text(reader: Utf8Reader, required: AbstractSet[str], limits: ImportLim
         text = raw[:end].decode("utf-8")
         if not text.strip():
             continue
-        where = Location(line=number)
         data = {field: text}
-        check_values(data, limits, where)
+        check_values(data, limits, Location(number))
         found = True
-        yield data, NO_CHILDREN, NO_CHILDREN, where
+        yield data, NO_CHILDREN, NO_CHILDREN, (number, None, None)
     if not found:
         raise TaskImportError("the file is empty: it has only blank lines")

@@ -230,11 +230,13 @@ def _no_children(value: object) -> bool:
 
 
 def task_parts(
-    obj: object, where: Location, required: AbstractSet[str], limits: ImportLimits
+    obj: object, where: Location | tuple[int | None, int | None, int | None], required: AbstractSet[str],
+    limits: ImportLimits,
 ) -> tuple[dict[str, Any], Sequence[dict[str, Any]], Sequence[dict[str, Any]]]:
     """Split a JSON task (bare data, or ``{"data", "annotations", "predictions"}``) and check it.
 
-    Annotations and predictions come as lists, or as :data:`NO_CHILDREN` when there are none."""
+    ``where`` is a :class:`Location` or its fields as a plain tuple. Annotations and predictions come
+    as lists, or as :data:`NO_CHILDREN` when there are none."""
     if type(obj) is dict:  # the usual task, without annotations, accepted without the full checks
         quick = limits.max_field_bytes // 4
         if "data" in obj:
@@ -244,6 +246,7 @@ def task_parts(
                 return data, NO_CHILDREN, NO_CHILDREN
         elif "annotations" not in obj and "predictions" not in obj and plain_data(obj, required, quick):
             return obj, NO_CHILDREN, NO_CHILDREN
+    where = Location._make(where)
     if not isinstance(obj, dict):
         raise TaskImportError(f"a task must be a JSON object, not {kind(obj)}", where)
     if "data" in obj:

@@ -28,7 +28,9 @@ from workspace.workflow.label_config import parse_label_config
 from workspace.workflow.media_import import thumbnail_url
 from workspace.web.uow import request_session as _db
 from workspace.web.uow import runtime_of
+from workspace.workflow import assignment as asg
 from workspace.workflow import datamanager as dm
+from workspace.workflow.settings import workflow_settings
 from workspace.workflow import services as svc
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -74,6 +76,10 @@ def data_manager(request: Request[Any, Any, Any], slug: FromPath[str], project_i
                                                    "select": "page"}),
         "sort_urls": {s: _url(slug, project_id, {**filters.query(), "sort": s}) for s in dm.SORTS},
         "sorts": dm.SORTS, "states": dm.STATES, "can_delete": _can_delete(request),
+        # Assignees column (an annotator sees only their own assignments); with blind overlap an
+        # annotator does not see how many others annotated a task either.
+        "assignees": asg.assignees_of(db, result.ids, only=own_only),
+        "hide_counts": own_only is not None and workflow_settings(project.workflow).blind,
     }
     if is_htmx(request):
         return fragment(request, "workflow/partials/_dm_table.html", oob=True, **context)

@@ -42,9 +42,11 @@ from workspace.web.uow import request_session as _db
 from workspace.web.uow import runtime_of
 from workspace.workflow import annotations as ann
 from workspace.workflow import services as svc
+from workspace.workflow.settings import workflow_settings
 from workspace.workflow.label_config import CONTROL_TAGS, LabelConfig, parse_label_config
 from workspace.workflow.media_import import media_url
-from workspace.workflow.models import SKIPPED, SUBMITTED, Annotation, Project, Task
+from workspace.workflow.models import ACCEPTED, COUNTED_STATUSES, REJECTED, SKIPPED, SUBMITTED, Annotation, Project, Task
+from workspace.workflow.revisions import parse_version
 from workspace.lib.xmlsafe import Element
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -154,11 +156,20 @@ def _iso(moment: datetime | None) -> str | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
+_STATUS_LABELS = {SUBMITTED: "Submitted", SKIPPED: "Skipped", REJECTED: "Rejected: fix and resubmit",
+                  ACCEPTED: "Accepted"}
+
+
 def _actions(start: ann.Start) -> dict[str, Any]:
     """The buttons of the page. The primary one answers Ctrl+Enter: "Submit & next" (the queue goes
     on), beside a plain "Submit" that stays on the task; "Update" once the member submitted the task."""
     work = start.work
-    if work.submitted:
+    status = work.annotation.status if work.annotation is not None else ""
+    if status == REJECTED:  # fixed and sent back to review
+        buttons = [{"then": "stay", "label": "Resubmit", "primary": True}]
+    elif status == ACCEPTED:  # final: a reviewer accepted it
+        buttons = []
+    elif work.submitted:
         buttons = [{"then": "stay", "label": "Update", "primary": True}]
     else:
         buttons = [{"then": "stay", "label": "Submit", "primary": False},
@@ -168,18 +179,21 @@ def _actions(start: ann.Start) -> dict[str, Any]:
     if start.source == "draft" and draft is not None:
         state, label, moment = "draft", "Draft restored", draft.updated_at or draft.created_at
     elif annotation is not None:
-        state, label = annotation.status, "Submitted" if work.submitted else "Skipped"
+        state, label = annotation.status, _STATUS_LABELS.get(annotation.status, "Submitted")
         moment = annotation.updated_at or annotation.created_at
     else:
         state, label = "", ""
     return {"buttons": buttons, "skip": not work.submitted, "submitted": work.submitted, "state": state,
             "state_label": label, "at": _iso(moment),
-            "yours": "Submitted" if work.submitted else "Skipped" if work.skipped else "Not submitted",
+            "yours": {REJECTED: "Rejected", ACCEPTED: "Accepted"}.get(status) or (
+                "Submitted" if work.submitted else "Skipped" if work.skipped else "Not submitted"),
             "suggested": start.source == "prediction" and bool(start.result)}
 
 
 def _label_page(request: Request[Any, Any, Any], project: Project, task: Task | None, *, status: int = 200,
-                error: str = "") -> Template:
+                error: str = "", fix: Annotation | None = None) -> Template:
+    """``fix``: a reviewer's "fix & accept" of someone's annotation (workspace.workflow.routes.review):
+    the page starts from that annotation's result and submits to the review's fix endpoint."""
     db = _db(request)
     user_id = ctx_of(request).user_id
     config = parse_label_config(project.label_config)
@@ -193,16 +207,33 @@ def _label_page(request: Request[Any, Any, Any], project: Project, task: Task | 
     mine: dict[str, int] = {status: n for status, n in db.execute(  # tasks I submitted, skipped (drafts are not done)
         select(Annotation.status, func.count(func.distinct(Annotation.task_id)))
         .where(Annotation.project_id == project.id, Annotation.completed_by_id == user_id,
-               Annotation.status.in_((SUBMITTED, SKIPPED)))
+               Annotation.status.in_((*COUNTED_STATUSES, SKIPPED)))
         .group_by(Annotation.status))}
-    remaining_task = ann.next_task(db, project.id, user_id)
+    remaining_task = ann.next_task(db, project.id, user_id, reserve=False)  # a look, no reservation
     start = ann.starting_point(db, config, task, user_id) if task is not None else None
     actions = _actions(start) if start is not None else {}
     base = f"/t/{ctx_of(request).tenant_slug}/projects/{project.id}/label"
+    review: dict[str, Any] = {}  # the reviewer's rejection comment, the version the page was loaded with
+    if fix is not None and task is not None:
+        start = ann.Start(ann.MyWork(fix, None), "annotation",
+                          ann._fitting(config, data, fix.result, id_prefix=f"annotation-{fix.id}"))
+        actions = {"buttons": [{"then": "next", "label": "Fix & accept", "primary": True}], "skip": False,
+                   "submitted": False, "state": "", "state_label": "", "at": None, "yours": "Reviewing",
+                   "suggested": False}
+        base = f"/t/{ctx_of(request).tenant_slug}/projects/{project.id}/review/{fix.id}/fix"
+        review = {"fix": fix, "version": fix.version}
+    elif start is not None and start.work.annotation is not None and start.work.submitted:
+        from workspace.workflow.reviews import rejection_notice
+
+        review = {"version": start.work.annotation.version, "annotation_id": start.work.annotation.id,
+                  "rejection": rejection_notice(db, start.work.annotation)}
     return page(request, "workflow/label.html", status=status, project=project, task=task, nodes=nodes,
-                texts=texts, kinds=kinds, has_regions=has_regions, total=total, done=mine.get(SUBMITTED, 0),
-                skipped=mine.get(SKIPPED, 0), error=error, has_remaining=remaining_task is not None,
-                actions=actions, base=base,
+                texts=texts, kinds=kinds, has_regions=has_regions, total=total, done=sum(n for s, n in mine.items() if s in COUNTED_STATUSES),
+                skipped=mine.get(SKIPPED, 0), error=error,
+                has_remaining=remaining_task is not None and (task is None or remaining_task.id != task.id),
+                actions=actions, base=base, review=review,
+                # blind overlap: an annotator does not learn how many others annotated the task
+                blind_counts=not ctx_of(request).has("project:review") and workflow_settings(project.workflow).blind,
                 client={"texts": {k: v for k, v in texts.items() if v is not None},
                         "task": task.id if task else None,
                         "suggestions": start.result if start is not None and start.source == "prediction" else [],
@@ -282,7 +313,8 @@ def submit_annotation(request: Request[Any, Any, Any], slug: FromPath[str], proj
             raise ann.ResultInvalid("The annotation is empty: label something before submitting.", field="result")
         updating = ann.my_work(db, task.id, ctx_of(request).user_id).submitted
         ann.submit_annotation(db, ctx_of(request), project.id, task.id, result,
-                              _parse_lead_time(one(data, "lead_time")))
+                              _parse_lead_time(one(data, "lead_time")),
+                              seen_version=parse_version(data.get("version")))
     except Invalid as exc:
         return _refused(request, project_id, task.id, exc)
     if stay:
