@@ -1,0 +1,402 @@
+"""The Label Studio API's use cases, composed from the workflow services (no HTTP here).
+
+Everything that the pages also do goes through the same service (projects, imports, submitting and
+skipping annotations, deleting tasks, exports), so the API gets the same rules, audit events and
+webhooks. What only the API does is here: paging by page number, task create/update, annotation
+update/delete by id, predictions written one by one. Services flush, never commit.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session
+
+from workspace.audit.chain import record
+from workspace.lib.timeutil import utcnow
+from workspace.lsapi.serializers import ProjectCounters, UserInfo
+from workspace.tenancy.context import TenantContext
+from workspace.tenancy.errors import Forbidden, Invalid, NotFound
+from workspace.tenancy.models import User
+from workspace.tenancy.repositories import fetch
+from workspace.workflow.annotations import skip_task, submit_annotation, validate_draft
+from workspace.workflow.datamanager import Filters, conditions, delete_tasks, own_tasks
+from workspace.workflow.imports import import_tasks
+from workspace.workflow.label_config import LabelConfig, parse_label_config
+from workspace.workflow.models import (
+    COUNTED_STATUSES,
+    DRAFT,
+    REJECTED,
+    SKIPPED,
+    SUBMITTED,
+    Annotation,
+    Prediction,
+    Project,
+    Task,
+)
+from workspace.workflow.revisions import parse_version
+from workspace.workflow.settings import workflow_settings
+
+__all__ = ["ImportResult", "TaskPage", "import_json", "task_page", "project_counters", "users_by_id",
+           "inner_id", "visible_task", "task_children", "create_task", "update_task", "delete_task",
+           "create_annotation", "update_annotation", "delete_annotation", "annotation_of", "create_prediction",
+           "update_prediction", "delete_prediction", "prediction_of", "import_predictions", "maximum_annotations",
+           "visible_annotations"]
+
+MAX_PREDICTION_BYTES = 5_000_000
+
+
+def maximum_annotations(project: Project) -> int:
+    return workflow_settings(project.workflow).overlap
+
+
+# --- import ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportResult:
+    task_count: int
+    annotation_count: int
+    prediction_count: int
+    task_ids: list[int]
+
+
+def import_json(session: Session, ctx: TenantContext, project_id: int, body: bytes, *, want_ids: bool) -> ImportResult:
+    """Import a JSON array of tasks (bare data or ``{"data", "annotations", "predictions"}``) through the
+    file importer: validated whole before anything stays, one audited import batch. The same body
+    twice is two imports (an API client re-sending is not a duplicate upload)."""
+    batch = import_tasks(session, ctx, project_id, io.BytesIO(body), "api-import.json", format="json",
+                         allow_duplicate=True)
+    ids: list[int] = []
+    if want_ids:
+        ids = list(session.scalars(select(Task.id).where(Task.import_id == batch.id).order_by(Task.id)))
+    return ImportResult(batch.task_count, batch.annotation_count, batch.prediction_count, ids)
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskPage:
+    tasks: list[Task]
+    offset: int
+    total: int
+    total_annotations: int
+    total_predictions: int
+
+
+def _visibility(ctx: TenantContext) -> int | None:
+    """Whose tasks a member sees (as in the data manager): all with ``project:review``, else their own."""
+    return None if ctx.has("project:review") else ctx.user_id
+
+
+def task_page(session: Session, ctx: TenantContext, project_ids: Sequence[int], page: int, page_size: int, *,
+              only_annotated: bool = False) -> TaskPage:
+    """Page ``page`` (from 1) of these projects' tasks by id; a page past the end raises NotFound."""
+    if page < 1 or page_size < 1:
+        raise NotFound("Invalid page.")
+    owner = _visibility(ctx)
+    if len(project_ids) == 1:
+        where = conditions(session, project_ids[0], Filters(state="labeled" if only_annotated else "all"),
+                           only_own_of=owner)
+    else:
+        where = [Task.project_id.in_(list(project_ids))]
+        if owner is not None:
+            where.append(own_tasks(owner))
+        if only_annotated:
+            where.append(Task.annotation_count > 0)
+    total, annotations, predictions = session.execute(
+        select(func.count(), func.coalesce(func.sum(Task.annotation_count), 0),
+               func.coalesce(func.sum(Task.prediction_count), 0)).select_from(Task).where(*where)).one()
+    offset = (page - 1) * page_size
+    if page > 1 and offset >= total:
+        raise NotFound("Invalid page.")
+    ids = list(session.scalars(select(Task.id).where(*where).order_by(Task.id).offset(offset).limit(page_size)))
+    tasks = list(session.scalars(select(Task).where(Task.id.in_(ids)).order_by(Task.id))) if ids else []
+    return TaskPage(tasks, offset, int(total), int(annotations), int(predictions))
+
+
+def visible_task(session: Session, ctx: TenantContext, task_id: int) -> Task:
+    """A task of the tenant that this member may see, or NotFound (like a missing one)."""
+    task = fetch(session, Task, task_id, what="Task")
+    owner = _visibility(ctx)
+    if owner is not None and not session.scalar(select(Task.id).where(Task.id == task.id, own_tasks(owner))):
+        raise NotFound("Task not found")
+    return task
+
+
+def inner_id(session: Session, task: Task) -> int:
+    """1-based position of the task in its project (Label Studio's ``inner_id``)."""
+    return int(session.scalar(select(func.count()).select_from(Task)
+                              .where(Task.project_id == task.project_id, Task.id <= task.id)) or 0)
+
+
+def visible_annotations(ctx: TenantContext) -> Any:
+    """Condition on Annotation: drafts never; other members' work only with ``project:review``."""
+    cond = Annotation.status != DRAFT
+    if not ctx.has("project:review"):
+        cond = cond & (Annotation.completed_by_id == ctx.user_id)
+    return cond
+
+
+def task_children(session: Session, ctx: TenantContext, task_ids: Sequence[int]
+                  ) -> tuple[dict[int, list[Annotation]], dict[int, list[Prediction]]]:
+    annotations: dict[int, list[Annotation]] = {i: [] for i in task_ids}
+    predictions: dict[int, list[Prediction]] = {i: [] for i in task_ids}
+    if not task_ids:
+        return annotations, predictions
+    for a in session.scalars(select(Annotation).where(Annotation.task_id.in_(list(task_ids)), visible_annotations(ctx))
+                             .order_by(Annotation.id)):
+        annotations[a.task_id].append(a)
+    for p in session.scalars(select(Prediction).where(Prediction.task_id.in_(list(task_ids))).order_by(Prediction.id)):
+        predictions[p.task_id].append(p)
+    return annotations, predictions
+
+
+def users_by_id(session: Session, ids: Iterable[int | None]) -> dict[int, UserInfo]:
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    return {uid: {"id": uid, "email": email, "name": name}
+            for uid, email, name in session.execute(select(User.id, User.email, User.name).where(User.id.in_(wanted)))}
+
+
+def _check_data(project: Project, data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise Invalid('"data" must be a JSON object, such as {"text": "..."}.', field="data")
+    missing = sorted(parse_label_config(project.label_config).data_fields - set(data))
+    if missing:
+        raise Invalid(f"The task data lacks {', '.join(missing)}, which the label config uses "
+                      f"(${', $'.join(missing)}).", field="data")
+    return data
+
+
+def create_task(session: Session, ctx: TenantContext, project_id: int, data: Any) -> Task:
+    """One task, imported like a file of one task (validated, one audited import batch)."""
+    project = fetch(session, Project, project_id, what="Project")
+    _check_data(project, data)
+    result = import_json(session, ctx, project.id, json.dumps([{"data": data}]).encode(), want_ids=True)
+    return fetch(session, Task, result.task_ids[0], what="Task")
+
+
+def update_task(session: Session, ctx: TenantContext, task: Task, data: Any) -> Task:
+    project = fetch(session, Project, task.project_id, what="Project")
+    before = task.data
+    task.data = _check_data(project, data)
+    session.flush()
+    record(session, "task.updated", tenant_id=ctx.tenant_id, object_type="task", object_id=task.id,
+           object_label=f"task {task.id} of project {project.id}", changes={"data": [before, task.data]})
+    return task
+
+
+def delete_task(session: Session, ctx: TenantContext, task: Task) -> None:
+    delete_tasks(session, ctx, task.project_id, ids=[task.id])
+
+
+def project_counters(session: Session, project_ids: Sequence[int]) -> dict[int, ProjectCounters]:
+    out = {pid: ProjectCounters() for pid in project_ids}
+    if not project_ids:
+        return out
+    rows = session.execute(
+        select(Task.project_id, func.count(), func.sum(case((Task.annotation_count > 0, 1), else_=0)),
+               func.coalesce(func.sum(Task.annotation_count), 0), func.coalesce(func.sum(Task.prediction_count), 0))
+        .where(Task.project_id.in_(list(project_ids))).group_by(Task.project_id))
+    for pid, tasks, with_annotations, annotations, predictions in rows:
+        out[pid] = ProjectCounters(int(tasks), int(with_annotations or 0), int(annotations), int(predictions))
+    for pid, skipped in session.execute(
+            select(Annotation.project_id, func.count()).where(Annotation.project_id.in_(list(project_ids)),
+                                                              Annotation.status == SKIPPED)
+            .group_by(Annotation.project_id)):
+        out[pid].skipped = int(skipped)
+    return out
+
+
+# --- annotations -------------------------------------------------------------------------------
+
+
+def _lead_time(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Invalid('"lead_time" must be a number of seconds.', field="lead_time")
+    return float(value)
+
+
+def with_region_ids(result: Any) -> Any:
+    """Label Studio's API takes regions without an ``id`` (its web UI always sends one); Workspace's
+    results always carry one (reviews, revisions and relations refer to regions by id), so a region
+    posted without one gets a short random id, as the labeling page would have given it."""
+    if not isinstance(result, list):
+        return result
+    return [{"id": secrets.token_urlsafe(8)[:10], **region} if isinstance(region, dict) and "id" not in region
+            else region for region in result]
+
+
+def create_annotation(session: Session, ctx: TenantContext, task: Task, body: dict[str, Any]) -> Annotation:
+    """The caller's annotation of the task, through the labeling page's services: ``was_cancelled``
+    is a skip; otherwise the result is validated against the config and submitted (a member keeps one
+    annotation per task, so a second create updates their first, as on the labeling page)."""
+    lead_time = _lead_time(body.get("lead_time"))
+    if body.get("was_cancelled") is True:
+        return skip_task(session, ctx, task.project_id, task.id, lead_time)
+    if "result" not in body:
+        raise Invalid('Send "result": a list of regions in Label Studio\'s format.', field="result")
+    return submit_annotation(session, ctx, task.project_id, task.id, with_region_ids(body.get("result")), lead_time)
+
+
+def annotation_of(session: Session, ctx: TenantContext, annotation_id: int) -> Annotation:
+    """An annotation this member may see (drafts and, without ``project:review``, others' work: 404)."""
+    found = session.scalars(select(Annotation).where(Annotation.id == annotation_id, visible_annotations(ctx))).first()
+    if found is None:
+        raise NotFound("Annotation not found")
+    return found
+
+
+def update_annotation(session: Session, ctx: TenantContext, annotation: Annotation, body: dict[str, Any]) -> Annotation:
+    """The author changes their annotation (through the submit service, which validates and audits
+    it). Others' annotations are changed in the review stream, where fixes are reviewed."""
+    if annotation.completed_by_id != ctx.user_id:
+        raise Forbidden("Only its author can change an annotation through the API; reviewers fix annotations "
+                        "in the review stream.")
+    if annotation.status not in (SUBMITTED, SKIPPED, REJECTED):  # rejected: resubmitted (back to review)
+        raise Invalid(f"This annotation was already reviewed ({annotation.status}); it can't be changed.",
+                      field="result")
+    result = with_region_ids(body.get("result", annotation.result))
+    lead_time = _lead_time(body.get("lead_time"))
+    if body.get("was_cancelled") is True:
+        return skip_task(session, ctx, annotation.project_id, annotation.task_id, lead_time)
+    # "version": the annotation version the caller read (optimistic concurrency: a mismatch is a 409).
+    return submit_annotation(session, ctx, annotation.project_id, annotation.task_id, result, lead_time,
+                             seen_version=parse_version(body.get("version")))
+
+
+def delete_annotation(session: Session, ctx: TenantContext, annotation: Annotation) -> None:
+    """The author, or a member who may change the project, deletes an annotation (audited by the
+    model's flush hook); the task's count follows."""
+    if annotation.completed_by_id != ctx.user_id and not ctx.has("project:update"):
+        raise Forbidden("Only its author or a project manager can delete an annotation.")
+    counted = annotation.status in COUNTED_STATUSES
+    task_id = annotation.task_id
+    session.delete(annotation)
+    session.flush()
+    if counted:
+        session.execute(update(Task).where(Task.id == task_id, Task.annotation_count > 0)
+                        .values(annotation_count=Task.annotation_count - 1)
+                        .execution_options(synchronize_session=False))
+        session.flush()
+
+
+# --- predictions -------------------------------------------------------------------------------
+
+
+def _expand_shorthand(config: LabelConfig, result: Any) -> Any:
+    """Label Studio's shorthands for a config with one control: a bare value payload (``{"choices":
+    ["A"]}``) or a bare label (``"A"``) stand for the one region that control would make."""
+    if isinstance(result, list) or len(config.controls) != 1 or not config.controls[0].to_names:
+        return result
+    control = config.controls[0]
+    kind = control.result_type
+    if isinstance(result, str):
+        value: Any = {"text": [result]} if kind == "textarea" else {kind: [result]}
+    elif isinstance(result, dict) and "from_name" not in result:
+        value = result
+    else:
+        return result
+    return [{"from_name": control.name, "to_name": control.to_names[0], "type": kind, "value": value}]
+
+
+def _prediction_fields(project: Project, task: Task, body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "result" in body or not partial:
+        result = body.get("result")
+        if len(json.dumps(result, default=str)) > MAX_PREDICTION_BYTES:
+            raise Invalid("The prediction's result is larger than 5 MB.", field="result")
+        # Structure only, as for drafts: a prediction may be partial; the labeling page keeps only the
+        # regions that fit the config when it offers them.
+        config = parse_label_config(project.label_config)
+        out["result"] = validate_draft(config, task.data if isinstance(task.data, dict) else {},
+                                       with_region_ids(_expand_shorthand(config, result)))
+    if "score" in body:
+        score = body["score"]
+        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+            raise Invalid('"score" must be a number or null.', field="score")
+        out["score"] = float(score) if score is not None else None
+    if "model_version" in body:
+        version = body["model_version"]
+        if version is None:
+            version = ""
+        if not isinstance(version, str) or len(version) > 120:
+            raise Invalid('"model_version" must be a string of at most 120 characters.', field="model_version")
+        out["model_version"] = version
+    return out
+
+
+def _audit_prediction(session: Session, ctx: TenantContext, verb: str, p: Prediction,
+                      changes: dict[str, Any] | None = None) -> None:
+    record(session, f"prediction.{verb}", tenant_id=ctx.tenant_id, object_type="prediction", object_id=p.id,
+           object_label=f"prediction {p.id} of task {p.task_id}", changes=changes or {})
+
+
+def create_prediction(session: Session, ctx: TenantContext, task: Task, body: dict[str, Any]) -> Prediction:
+    project = fetch(session, Project, task.project_id, what="Project")
+    fields = _prediction_fields(project, task, body, partial=False)
+    p = Prediction(project_id=project.id, task_id=task.id, result=fields["result"], score=fields.get("score"),
+                   model_version=fields.get("model_version", ""), created_at=utcnow())
+    session.add(p)
+    session.flush()
+    session.execute(update(Task).where(Task.id == task.id).values(prediction_count=Task.prediction_count + 1)
+                    .execution_options(synchronize_session=False))
+    _audit_prediction(session, ctx, "created", p, {"model_version": [None, p.model_version], "score": [None, p.score]})
+    return p
+
+
+def prediction_of(session: Session, prediction_id: int) -> Prediction:
+    return fetch(session, Prediction, prediction_id, what="Prediction")
+
+
+def update_prediction(session: Session, ctx: TenantContext, p: Prediction, body: dict[str, Any]) -> Prediction:
+    project = fetch(session, Project, p.project_id, what="Project")
+    task = fetch(session, Task, p.task_id, what="Task")
+    fields = _prediction_fields(project, task, body, partial=True)
+    changes = {k: [getattr(p, k) if k != "result" else None, v if k != "result" else None]
+               for k, v in fields.items()}
+    for key, value in fields.items():
+        setattr(p, key, value)
+    session.flush()
+    _audit_prediction(session, ctx, "updated", p, changes)
+    return p
+
+
+def delete_prediction(session: Session, ctx: TenantContext, p: Prediction) -> None:
+    task_id = p.task_id
+    _audit_prediction(session, ctx, "deleted", p)
+    session.delete(p)
+    session.flush()
+    session.execute(update(Task).where(Task.id == task_id, Task.prediction_count > 0)
+                    .values(prediction_count=Task.prediction_count - 1).execution_options(synchronize_session=False))
+
+
+def import_predictions(session: Session, ctx: TenantContext, project_id: int, items: Any) -> int:
+    """``[{"task": id, "result": [...], "score"?, "model_version"?}, ...]``: all or nothing."""
+    fetch(session, Project, project_id, what="Project")
+    if not isinstance(items, list):
+        raise Invalid("Send a JSON array of predictions.", field="predictions")
+    made = 0
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("task"), int):
+            raise Invalid(f"Prediction {index}: give the task id as \"task\".", field="task")
+        task = fetch(session, Task, item["task"], what="Task")
+        if task.project_id != project_id:
+            raise NotFound("Task not found")
+        try:
+            create_prediction(session, ctx, task, item)
+        except Invalid as exc:
+            raise Invalid(f"Prediction {index}: {exc.message}", field=exc.field) from None
+        made += 1
+    return made
