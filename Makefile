@@ -7,9 +7,10 @@ serve:
 	@scripts/setup.sh
 	.venv/bin/workspace serve $(ARGS)
 
+# Two pytest workers (xdist): each worker has its own databases, ports and job namespaces.
 test:
 	@scripts/setup.sh --test
-	.venv/bin/python -m pytest $(ARGS)
+	.venv/bin/python -m pytest -n 2 $(ARGS)
 
 setup:
 	@scripts/setup.sh --test

@@ -24,6 +24,7 @@ from workspace.jobs.services import create_job
 from workspace.lib.timeutil import as_utc, utcnow
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Conflict, Invalid, NotFound
+from workspace.tenancy.scoping import bulk_tenant_id
 from workspace.workflow.datamanager import FILTER_FIELDS, conditions, parse_filters
 from workspace.workflow.label_config import parse_label_config
 from workspace.workflow.models import Annotation, Export, Prediction, Project, Task
@@ -165,9 +166,15 @@ def _iso_fast(value: datetime | None) -> str | None:
     return value.isoformat(timespec="microseconds") + "Z"
 
 
-def _stream(session: Session, query: Any) -> Iterator[Any]:
-    """Rows of ``query`` as they come (server-side cursor on PostgreSQL), ``STREAM_ROWS`` at a time."""
-    return iter(session.execute(query, execution_options={"yield_per": STREAM_ROWS}))
+def _stream(session: Session, model: Any, query: Any) -> Iterator[Any]:
+    """Rows of ``query`` as they come (server-side cursor on PostgreSQL), ``STREAM_ROWS`` at a time.
+
+    Run as a Core statement on the session's connection: ORM row processing was a third of a large
+    export's time. Core statements skip the ORM's automatic tenant criterion, so it is written here
+    from the session's bound tenant (``bulk_tenant_id`` raises when none is bound: it fails closed).
+    """
+    query = query.where(model.tenant_id == bulk_tenant_id(session))
+    return iter(session.connection().execute(query.execution_options(yield_per=STREAM_ROWS)))
 
 
 def iter_export_tasks(session: Session, project_id: int, options: ExportOptions) -> Iterator[dict[str, Any]]:
@@ -182,8 +189,8 @@ def iter_export_tasks(session: Session, project_id: int, options: ExportOptions)
     statuses = options.statuses()
     task_iso, ann_iso, upd_iso, pred_iso = _IsoCache(), _IsoCache(), _IsoCache(), _IsoCache()
     loads = _json_value
-    tasks = _stream(session, select(Task.id, cast(Task.data, Text), Task.created_at).where(*where).order_by(Task.id))
-    ann_rows = _stream(session, select(
+    tasks = _stream(session, Task, select(Task.id, cast(Task.data, Text), Task.created_at).where(*where).order_by(Task.id))
+    ann_rows = _stream(session, Annotation, select(
         Annotation.task_id, Annotation.id, Annotation.completed_by_id, cast(Annotation.result, Text),
         Annotation.status, Annotation.created_at, Annotation.updated_at, Annotation.lead_time,
         Annotation.ground_truth)
@@ -191,7 +198,7 @@ def iter_export_tasks(session: Session, project_id: int, options: ExportOptions)
         .order_by(Annotation.task_id, Annotation.id))
     pred_rows: Iterator[Any] = iter(())
     if options.include_predictions:
-        pred_rows = _stream(session, select(
+        pred_rows = _stream(session, Prediction, select(
             Prediction.task_id, Prediction.id, cast(Prediction.result, Text), Prediction.score,
             Prediction.model_version, Prediction.created_at)
             .where(Prediction.project_id == project_id).order_by(Prediction.task_id, Prediction.id))
