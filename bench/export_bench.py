@@ -18,31 +18,22 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
-import uuid
-from dataclasses import replace
 from pathlib import Path
 
-from sqlalchemy import create_engine, select, text
+from _common import RssSampler, bench_database
+from sqlalchemy import select, text
 
-from workspace.config import load_settings
-from workspace.db.migrate import upgrade
 from workspace.jobs.models import Job
 from workspace.jobs.runner import execute_job
-from workspace.runtime import build_runtime
-from workspace.tenancy.context import TenantContext
-from workspace.tenancy.services import create_tenant
 from workspace.workflow.exporting import ExportOptions, queue_export
 from workspace.workflow.imports import import_tasks
 from workspace.workflow.models import Export
 from workspace.workflow.services import create_project
 
-PG_ADMIN = os.environ.get("WORKSPACE_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 CONFIG = """<View>
   <Text name="text" value="$text"/>
   <Choices name="sentiment" toName="text">
@@ -50,27 +41,6 @@ CONFIG = """<View>
   </Choices>
 </View>"""
 FORMATS = {"json": "JSON", "csv": "CSV", "jsonl": "JSONL", "json_min": "JSON_MIN", "tsv": "TSV"}
-
-
-class RssSampler(threading.Thread):
-    """Samples the process's resident memory (VmRSS) every 20 ms; ``peak`` minus ``start`` is the growth."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.start_mb = self.peak_mb = rss_mb()
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(0.02):
-            self.peak_mb = max(self.peak_mb, rss_mb())
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def write_tasks(path: Path, n: int) -> None:
@@ -98,72 +68,51 @@ def main() -> int:
     if not formats or any(f not in FORMATS for f in formats):
         ap.error(f"--format: choose among {', '.join(sorted(FORMATS))}")
     work = Path(tempfile.mkdtemp(prefix="ws-export-bench-"))
-    dbname = None
-    admin = None
-    if args.db == "sqlite":
-        url = f"sqlite:///{work / 'bench.sqlite3'}"
-    else:
-        dbname = f"ws_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{dbname}"'))
-        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{dbname}"
     try:
-        settings = replace(load_settings({"WORKSPACE_DATA_DIR": str(work), "WORKSPACE_SECRET_KEY": "b" * 40}),
-                           database_url=url, redis_url=None)
-        runtime = build_runtime(settings, watch_policy=False)
-        upgrade(runtime.engine)
-        with runtime.unit_of_work() as db:
-            tenant, user, _ = create_tenant(db, "bench", "Bench", "bench@example.com", "bench-password-1")
-            ctx = TenantContext(tenant.id, "bench", "Bench", user.id, user.email, "", 1, "owner")
-        with runtime.unit_of_work(ctx.tenant_id) as db:
-            project_id = create_project(db, ctx, "Bench", label_config=CONFIG).id
-        path = work / "tasks.jsonl"
-        write_tasks(path, args.tasks)
-        started = time.perf_counter()
-        with runtime.unit_of_work(ctx.tenant_id) as db, path.open("rb") as source:
-            import_tasks(db, ctx, project_id, source, path.name)
-        path.unlink()
-        load_s = time.perf_counter() - started
-        if args.db == "postgresql":
-            with runtime.engine.connect() as conn:  # fresh statistics, as autovacuum would give soon after
-                conn.execute(text("ANALYZE"))
-                conn.commit()
-        for run, fmt in [(run, fmt) for fmt in formats for run in range(args.runs)]:
+        with bench_database(args.db, work, redis_url=None) as (runtime, ctx):
             with runtime.unit_of_work(ctx.tenant_id) as db:
-                export = queue_export(db, ctx, project_id, FORMATS[fmt], ExportOptions())
-                export_id, job_id = export.id, export.job_id
-            profiler = cProfile.Profile() if args.profile and run == args.runs - 1 else None
-            sampler = RssSampler()
-            sampler.start()
-            started, cpu_started = time.perf_counter(), time.process_time()
-            if profiler:
-                profiler.enable()
-            execute_job(runtime, job_id)
-            if profiler:
-                profiler.disable()
-            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-            sampler.stopped.set()
-            sampler.join()
-            with runtime.unit_of_work(ctx.tenant_id) as db:
-                job = db.scalars(select(Job).where(Job.id == job_id)).one()
-                export = db.scalars(select(Export).where(Export.id == export_id)).one()
-                if export.status != "ready":
-                    raise SystemExit(f"export {export.status}: {job.message} {job.error}")
-                size_mb, counts = export.size / 1e6, export.counts
-            growth = sampler.peak_mb - sampler.start_mb
-            print(f"db={args.db} format={fmt} tasks={counts['tasks']:,} annotations={counts['annotations']:,} "
-                  f"file={size_mb:.1f} MB time={elapsed:.2f}s cpu={cpu:.2f}s rate={counts['tasks'] / elapsed:,.0f} tasks/s "
-                  f"peak_rss_growth={growth:.1f} MB (load {load_s:.0f}s)", flush=True)
-            if profiler:
-                profiler.dump_stats(args.profile)
-        runtime.close()
+                project_id = create_project(db, ctx, "Bench", label_config=CONFIG).id
+            path = work / "tasks.jsonl"
+            write_tasks(path, args.tasks)
+            started = time.perf_counter()
+            with runtime.unit_of_work(ctx.tenant_id) as db, path.open("rb") as source:
+                import_tasks(db, ctx, project_id, source, path.name)
+            path.unlink()
+            load_s = time.perf_counter() - started
+            if args.db == "postgresql":
+                with runtime.engine.connect() as conn:  # fresh statistics, as autovacuum would give soon after
+                    conn.execute(text("ANALYZE"))
+                    conn.commit()
+            for run, fmt in [(run, fmt) for fmt in formats for run in range(args.runs)]:
+                with runtime.unit_of_work(ctx.tenant_id) as db:
+                    export = queue_export(db, ctx, project_id, FORMATS[fmt], ExportOptions())
+                    export_id, job_id = export.id, export.job_id
+                profiler = cProfile.Profile() if args.profile and run == args.runs - 1 else None
+                sampler = RssSampler()
+                sampler.start()
+                started, cpu_started = time.perf_counter(), time.process_time()
+                if profiler:
+                    profiler.enable()
+                execute_job(runtime, job_id)
+                if profiler:
+                    profiler.disable()
+                elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+                sampler.stopped.set()
+                sampler.join()
+                with runtime.unit_of_work(ctx.tenant_id) as db:
+                    job = db.scalars(select(Job).where(Job.id == job_id)).one()
+                    export = db.scalars(select(Export).where(Export.id == export_id)).one()
+                    if export.status != "ready":
+                        raise SystemExit(f"export {export.status}: {job.message} {job.error}")
+                    size_mb, counts = export.size / 1e6, export.counts
+                growth = sampler.peak_mb - sampler.start_mb
+                print(f"db={args.db} format={fmt} tasks={counts['tasks']:,} annotations={counts['annotations']:,} "
+                      f"file={size_mb:.1f} MB time={elapsed:.2f}s cpu={cpu:.2f}s rate={counts['tasks'] / elapsed:,.0f} tasks/s "
+                      f"peak_rss_growth={growth:.1f} MB (load {load_s:.0f}s)", flush=True)
+                if profiler:
+                    profiler.dump_stats(args.profile)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if dbname and admin is not None:
-            with admin.connect() as conn:
-                conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}'"))
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}"'))
     return 0
 
 

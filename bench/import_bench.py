@@ -16,46 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import threading
 import sys
 import tempfile
 import time
-import uuid
-from dataclasses import replace
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from _common import RssSampler, bench_database
 
-from workspace.config import load_settings
-from workspace.db.migrate import upgrade
-from workspace.runtime import build_runtime
-from workspace.tenancy.context import TenantContext
-from workspace.tenancy.services import create_tenant
 from workspace.workflow.imports import import_tasks
 from workspace.workflow.services import create_project
-
-PG_ADMIN = os.environ.get("WORKSPACE_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-class RssSampler(threading.Thread):
-    """Samples the process's resident memory (VmRSS) every 20 ms; ``peak`` minus ``start`` is the growth."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.start_mb = self.peak_mb = rss_mb()
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(0.02):
-            self.peak_mb = max(self.peak_mb, rss_mb())
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 CHOICE = {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["Positive"]}}
@@ -105,23 +74,7 @@ def main() -> int:
     ap.add_argument("--annotated", action="store_true", help="every task with an annotation and a prediction (JSONL)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ws-import-bench-"))
-    dbname = None
-    if args.db == "sqlite":
-        url = f"sqlite:///{work / 'bench.sqlite3'}"
-    else:
-        dbname = f"ws_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{dbname}"'))
-        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{dbname}"
-    try:
-        settings = replace(load_settings({"WORKSPACE_DATA_DIR": str(work), "WORKSPACE_SECRET_KEY": "b" * 40}),
-                           database_url=url)
-        runtime = build_runtime(settings, watch_policy=False)
-        upgrade(runtime.engine)
-        with runtime.unit_of_work() as db:
-            tenant, user, _ = create_tenant(db, "bench", "Bench", "bench@example.com", "bench-password-1")
-            ctx = TenantContext(tenant.id, "bench", "Bench", user.id, user.email, "", 1, "owner")
+    with bench_database(args.db, work) as (runtime, ctx):
         with runtime.unit_of_work(ctx.tenant_id) as db:
             project_id = create_project(db, ctx, "Bench").id
         path = work / f"tasks.{args.format}"
@@ -131,7 +84,8 @@ def main() -> int:
         sampler.start()
         started, cpu_started = time.perf_counter(), time.process_time()
         with runtime.unit_of_work(ctx.tenant_id) as db, path.open("rb") as source:
-            backend = db.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar() if dbname else None
+            backend = (db.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+                       if args.db == "postgresql" else None)
             server_started = backend_cpu_seconds(backend)
             batch = import_tasks(db, ctx, project_id, source, path.name)
             server_ended = backend_cpu_seconds(backend)
@@ -146,12 +100,6 @@ def main() -> int:
         if server_started is not None and server_ended is not None:
             per_task += f", PostgreSQL backend {(server_ended - server_started) / batch.task_count * 1e6:.1f} us"
         print(f"{per_task} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-        runtime.close()
-    finally:
-        if dbname:
-            with admin.connect() as conn:
-                conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}'"))
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}"'))
     return 0
 
 

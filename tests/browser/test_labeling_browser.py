@@ -12,17 +12,15 @@ import base64
 import io
 import re
 import wave
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from _pages import ServedDb, create_project, db_fixture, served_fixture
+from _pages import console  # noqa: F401  (fixture)
 from test_browser_flow import (  # the same server/browser approach as the main browser flow
     Console,
-    Server,
-    browser,  # noqa: F401  (a fixture shared with the main flow)
+    browser,  # noqa: F401  (a fixture shared with the main flow; other modules import it from here)
     new_page,
-    serve_embedded,
     shot,
     sign_in,
 )
@@ -32,37 +30,14 @@ pytestmark = pytest.mark.browser
 TEXT = "Ada Lovelace met Charles Babbage in London in 1833."
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[Server, Path]]:
-    """``workspace serve`` in embedded mode; also yields its data directory (for the SQLite file)."""
-    with serve_embedded("ws-label-") as running:
-        yield running
+# ``workspace serve`` in embedded mode; also yields its data directory (for the SQLite file).
+served = served_fixture("ws-label-")
 
 
 # --- the served instance's database ----------------------------------------------------------------
 
 
-class Db:
-    def __init__(self, data_dir: Path) -> None:
-        from workspace.config import load_settings
-        from workspace.runtime import build_runtime
-
-        self.runtime = build_runtime(load_settings({"WORKSPACE_DATA_DIR": str(data_dir)}), watch_policy=False)
-        from workspace.tenancy.repositories import tenant_by_slug
-
-        with self.runtime.unit_of_work() as db:
-            self.tenant_id = tenant_by_slug(db, "demo").id
-
-    def add_task(self, project_id: int, data: dict) -> int:  # type: ignore[type-arg]
-        from workspace.lib.timeutil import utcnow
-        from workspace.workflow.models import Task
-
-        with self.runtime.unit_of_work(self.tenant_id) as db:
-            task = Task(project_id=project_id, data=data, created_at=utcnow())
-            db.add(task)
-            db.flush()
-            return task.id
-
+class Db(ServedDb):
     def annotations(self, task_id: int) -> list[tuple[list, int]]:  # type: ignore[type-arg]
         from sqlalchemy import select
 
@@ -74,27 +49,7 @@ class Db:
             return [(result, count) for result, _ in rows]
 
 
-@pytest.fixture(scope="module")
-def db(served) -> Iterator[Db]:  # type: ignore[no-untyped-def]
-    database = Db(served[1])
-    yield database
-    database.runtime.close()
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console()
-
-
-def create_project(page, server: Server, title: str, template: str) -> int:  # type: ignore[no-untyped-def]
-    page.goto(server.url + "/t/demo/projects")
-    page.fill("#f-title", title)
-    radio = page.locator(f'input[name="template"][value="{template}"]')
-    page.locator("label", has=radio).click()  # the card is the control; the radio itself is hidden
-    assert radio.is_checked()
-    page.get_by_role("button", name="Create project").click()
-    page.wait_for_url(re.compile(r"/t/demo/projects/\d+$"))
-    return int(page.url.rsplit("/", 1)[1])
+db = db_fixture(Db)
 
 
 def png_data_uri(width: int, height: int) -> str:

@@ -5,13 +5,13 @@ tagger's spans pre-filled as suggestions. Screenshots: ``test-artifacts/screensh
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from _pages import create_project, db_fixture, served_fixture
+from _pages import browser, console  # noqa: F401  (fixtures)
 from playwright.sync_api import expect
-from test_browser_flow import Console, Server, new_page, serve_embedded, shot, sign_in
-from test_labeling_browser import Db, browser, create_project  # noqa: F401 (shared fixtures)
+from test_browser_flow import new_page, shot, sign_in
+from test_labeling_browser import Db
 
 pytestmark = pytest.mark.browser
 
@@ -20,25 +20,11 @@ TEXTS = ["Ada Lovelace met Charles Babbage in London in 1833.",
          "Babbage lectured in Turin; Lovelace translated the notes in London."]
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[Server, Path]]:
-    with serve_embedded("ws-ml-") as running:
-        yield running
+served = served_fixture("ws-ml-")
+db = db_fixture(Db)
 
 
-@pytest.fixture(scope="module")
-def db(served) -> Iterator[Db]:  # type: ignore[no-untyped-def]
-    database = Db(served[1])
-    yield database
-    database.runtime.close()
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console()
-
-
-def test_manager_runs_a_tagger_and_sees_suggested_spans(browser, served, db, console):  # noqa: F811
+def test_manager_runs_a_tagger_and_sees_suggested_spans(browser, served, db, console):  # type: ignore[no-untyped-def]
     server, _data_dir = served
     context, page = new_page(browser, console)
     try:

@@ -11,21 +11,12 @@ Screenshots go to ``test-artifacts/screenshots/review-*.png``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from test_browser_flow import (  # the same server/browser approach as the main browser flow
-    Console,
-    Server,
-    browser,  # noqa: F401  (a fixture shared with the main flow)
-    new_page,
-    serve_embedded,
-    shot,
-    sign_in,
-)
-from test_labeling_browser import create_project
+from _pages import ServedDb, create_project, db_fixture, login, served_fixture
+from _pages import browser, console  # noqa: F401  (fixtures)
+from test_browser_flow import Console, new_page, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -33,54 +24,11 @@ BEA_EMAIL = "bea@demo.example"
 BEA_PASSWORD = "bea's long password"
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[Server, Path]]:
-    with serve_embedded("ws-review-") as running:
-        yield running
+served = served_fixture("ws-review-")
 
 
-class Db:
+class Db(ServedDb):
     """The served instance's SQLite database: tasks, a member and her grant; reads back annotations."""
-
-    def __init__(self, data_dir: Path) -> None:
-        from workspace.config import load_settings
-        from workspace.runtime import build_runtime
-        from workspace.tenancy.repositories import tenant_by_slug
-
-        self.runtime = build_runtime(load_settings({"WORKSPACE_DATA_DIR": str(data_dir)}), watch_policy=False)
-        with self.runtime.unit_of_work() as db:
-            self.tenant_id = tenant_by_slug(db, "demo").id
-
-    def add_task(self, project_id: int, text: str) -> int:
-        from workspace.lib.timeutil import utcnow
-        from workspace.workflow.models import Task
-
-        with self.runtime.unit_of_work(self.tenant_id) as db:
-            task = Task(project_id=project_id, data={"text": text}, created_at=utcnow())
-            db.add(task)
-            db.flush()
-            return task.id
-
-    def add_annotator(self, owner_email: str, project_id: int, email: str = BEA_EMAIL) -> None:
-        from workspace.tenancy import repositories as repo
-        from workspace.tenancy.authz import policy
-        from workspace.tenancy.context import TenantContext
-        from workspace.tenancy.identity import hash_password
-        from workspace.tenancy.models import Membership, User
-        from workspace.tenancy.permissions import CATALOGUE
-        from workspace.tenancy.services import grant_project_role
-
-        with self.runtime.unit_of_work(self.tenant_id) as db:
-            user = User(email=email, name="Bea Annotator", password_hash=hash_password(BEA_PASSWORD))
-            db.add(user)
-            db.flush()
-            db.add(Membership(user_id=user.id, role="annotator"))
-            policy.set_member_role(db, self.tenant_id, user.id, "annotator")
-            owner = repo.user_by_email(db, owner_email)
-            membership = repo.membership_of(db, owner.id)
-            ctx = TenantContext(self.tenant_id, "demo", "Demo", owner.id, owner.email, "", membership.id, "owner",
-                                permissions=frozenset(CATALOGUE))
-            grant_project_role(db, ctx, project_id, "annotator", user_id=user.id)
 
     def annotation(self, task_id: int, email: str = BEA_EMAIL) -> tuple[int, str, list, int]:  # type: ignore[type-arg]
         from sqlalchemy import select
@@ -95,16 +43,7 @@ class Db:
             return a.id, a.status, a.result, a.version
 
 
-@pytest.fixture(scope="module")
-def db(served) -> Iterator[Db]:  # type: ignore[no-untyped-def]
-    database = Db(served[1])
-    yield database
-    database.runtime.close()
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console()
+db = db_fixture(Db)
 
 
 def _choices(result: list) -> list[str]:  # type: ignore[type-arg]
@@ -121,15 +60,11 @@ def test_reject_with_comment_fix_resubmit_accept(browser, served, db, console: C
         sign_in(owner, server)
         project_id = create_project(owner, server, "Support tickets", "text-classification")
         task_id = db.add_task(project_id, "The parcel arrived late and the box was damaged.")
-        db.add_annotator(server.email, project_id)
+        db.add_annotator(server.email, project_id, BEA_EMAIL, "Bea Annotator", BEA_PASSWORD)
         base = f"{server.url}/t/demo/projects/{project_id}"
 
         # Bea labels the task (wrongly).
-        bea.goto(server.url + "/login")
-        bea.fill("#email", BEA_EMAIL)
-        bea.fill("#password", BEA_PASSWORD)
-        bea.get_by_role("button", name="Sign in").click()
-        bea.wait_for_url(re.compile(r"/t/demo/$"))
+        login(bea, server.url, BEA_EMAIL, BEA_PASSWORD)
         bea.goto(f"{base}/label?task={task_id}")
         bea.get_by_label("Positive").check()
         bea.get_by_test_id("label-submit").click()
@@ -218,14 +153,10 @@ def test_overlap_side_by_side_and_fix_and_accept(browser, served, db, console: C
         sign_in(owner, server)
         project_id = create_project(owner, server, "Overlap", "text-classification")
         task_id = db.add_task(project_id, "Fast delivery, but the manual is missing.")
-        db.add_annotator(server.email, project_id, email="bea2@demo.example")
+        db.add_annotator(server.email, project_id, "bea2@demo.example", "Bea Annotator", BEA_PASSWORD)
         base = f"{server.url}/t/demo/projects/{project_id}"
 
-        bea.goto(server.url + "/login")
-        bea.fill("#email", "bea2@demo.example")
-        bea.fill("#password", BEA_PASSWORD)
-        bea.get_by_role("button", name="Sign in").click()
-        bea.wait_for_url(re.compile(r"/t/demo/$"))
+        login(bea, server.url, "bea2@demo.example", BEA_PASSWORD)
         bea.goto(f"{base}/label?task={task_id}")
         bea.get_by_label("Negative").check()
         bea.get_by_test_id("label-submit").click()

@@ -21,19 +21,12 @@ everything else happens through the pages. Screenshots: ``test-artifacts/screens
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from test_browser_flow import (  # the same server/browser approach as the main browser flow
-    Console,
-    Server,
-    browser,  # noqa: F401  (a fixture shared with the main flow)
-    new_page,
-    serve_embedded,
-    shot,
-)
+from _pages import ServedDb, db_fixture, login, served_fixture
+from _pages import browser, console  # noqa: F401  (fixtures)
+from test_browser_flow import Console, Server, new_page, shot
 
 pytestmark = pytest.mark.browser
 
@@ -49,60 +42,28 @@ FIXED = "Negative"  # Ann's task 2 after the rejection
 COMMENT = "The lamp arrived broken: that is <b>Negative</b>, not Positive."
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[Server, Path]]:
-    with serve_embedded("ws-team-") as running:
-        yield running
+served = served_fixture("ws-team-")
 
 
-class Seed:
+class Seed(ServedDb):
     """The served instance's SQLite database: the seeded members, team, project and tasks."""
-
-    def __init__(self, data_dir: Path) -> None:
-        from workspace.config import load_settings
-        from workspace.runtime import build_runtime
-        from workspace.tenancy.repositories import tenant_by_slug
-
-        self.runtime = build_runtime(load_settings({"WORKSPACE_DATA_DIR": str(data_dir)}), watch_policy=False)
-        with self.runtime.unit_of_work() as db:
-            self.tenant_id = tenant_by_slug(db, "demo").id
 
     def scene(self, owner_email: str) -> tuple[int, list[int]]:
         """Max (manager), Rita (reviewer), Ann and Bob (annotators, team "Night shift" granted the
         project as annotator); the project with the text-classification template and five tasks."""
-        from workspace.lib.timeutil import utcnow
-        from workspace.tenancy import repositories as repo
-        from workspace.tenancy.authz import policy
-        from workspace.tenancy.context import TenantContext
-        from workspace.tenancy.identity import hash_password
-        from workspace.tenancy.models import Membership, User
-        from workspace.tenancy.permissions import CATALOGUE
         from workspace.tenancy.services import create_team, grant_project_role, set_team_membership
         from workspace.workflow import services as svc
-        from workspace.workflow.models import Task
         from workspace.workflow.templates import template
 
         with self.runtime.unit_of_work(self.tenant_id) as db:
-            owner = repo.user_by_email(db, owner_email)
-            ctx = TenantContext(self.tenant_id, "demo", "Demo", owner.id, owner.email, "",
-                                repo.membership_of(db, owner.id).id, "owner", permissions=frozenset(CATALOGUE))
+            ctx = self.owner_context(db, owner_email)
             ids = {}
             for email, role in ((MANAGER, "manager"), (REVIEWER, "reviewer"), (ANN, "annotator"), (BOB, "annotator")):
-                user = User(email=email, name=NAMES[email], password_hash=hash_password(PASSWORD))
-                db.add(user)
-                db.flush()
-                db.add(Membership(user_id=user.id, role=role))
-                policy.set_member_role(db, self.tenant_id, user.id, role)
-                ids[email] = user.id
+                ids[email] = self.add_member(db, email, NAMES[email], PASSWORD, role)
             config = template("text-classification")
             assert config is not None
             project = svc.create_project(db, ctx, "Customer feedback", label_config=config.config)
-            tasks = []
-            for text in TEXTS:
-                task = Task(project_id=project.id, data={"text": text}, created_at=utcnow())
-                db.add(task)
-                db.flush()
-                tasks.append(task.id)
+            tasks = [self.new_task(db, project.id, text) for text in TEXTS]
             team = create_team(db, ctx, "Night shift")
             for email in (ANN, BOB):
                 set_team_membership(db, ctx, team.id, ids[email], True)
@@ -110,26 +71,13 @@ class Seed:
             return project.id, tasks
 
 
-@pytest.fixture(scope="module")
-def seed(served) -> Iterator[Seed]:  # type: ignore[no-untyped-def]
-    database = Seed(served[1])
-    yield database
-    database.runtime.close()
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console()
+db = db_fixture(Seed)
 
 
 def _sign_in(browser, console: Console, server: Server, email: str):  # type: ignore[no-untyped-def]
     """A fresh browser context for one person, signed in through the login page."""
     context, page = new_page(browser, console)
-    page.goto(server.url + "/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/t/demo/$"))
+    login(page, server.url, email, PASSWORD)
     return context, page
 
 
@@ -188,11 +136,11 @@ def _chart_rows(page, chart: str) -> dict[str, str]:  # type: ignore[no-untyped-
     return dict(zip(labels, values, strict=True))
 
 
-def test_team_overlap_review_reject_fix_accept_and_dashboard(browser, served, seed, console: Console) -> None:  # type: ignore[no-untyped-def]
+def test_team_overlap_review_reject_fix_accept_and_dashboard(browser, served, db, console: Console) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect
 
     server, _ = served
-    project_id, tasks = seed.scene(server.email)
+    project_id, tasks = db.scene(server.email)
     assigned = tasks[:3]
     base = f"{server.url}/t/demo/projects/{project_id}"
     contexts = []

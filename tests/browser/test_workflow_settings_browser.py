@@ -13,21 +13,12 @@ Screenshots go to ``test-artifacts/screenshots/workflow-*.png``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from test_browser_flow import (  # the same server/browser approach as the main browser flow
-    Console,
-    Server,
-    browser,  # noqa: F401  (a fixture shared with the main flow)
-    new_page,
-    serve_embedded,
-    shot,
-    sign_in,
-)
-from test_labeling_browser import create_project
+from _pages import ServedDb, create_project, db_fixture, login, served_fixture
+from _pages import browser, console  # noqa: F401  (fixtures)
+from test_browser_flow import Console, new_page, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -35,56 +26,22 @@ PASSWORD = "a long annotator password"
 ANNOTATORS = ("ann@demo.example", "bob@demo.example")
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[Server, Path]]:
-    with serve_embedded("ws-workflow-") as running:
-        yield running
+served = served_fixture("ws-workflow-")
 
 
-class Db:
+class Db(ServedDb):
     """The served instance's SQLite database: tasks, a team of annotators with a grant; reads back."""
-
-    def __init__(self, data_dir: Path) -> None:
-        from workspace.config import load_settings
-        from workspace.runtime import build_runtime
-        from workspace.tenancy.repositories import tenant_by_slug
-
-        self.runtime = build_runtime(load_settings({"WORKSPACE_DATA_DIR": str(data_dir)}), watch_policy=False)
-        with self.runtime.unit_of_work() as db:
-            self.tenant_id = tenant_by_slug(db, "demo").id
-
-    def add_task(self, project_id: int, text: str) -> int:
-        from workspace.lib.timeutil import utcnow
-        from workspace.workflow.models import Task
-
-        with self.runtime.unit_of_work(self.tenant_id) as db:
-            task = Task(project_id=project_id, data={"text": text}, created_at=utcnow())
-            db.add(task)
-            db.flush()
-            return task.id
 
     def add_team(self, owner_email: str, project_id: int, name: str) -> None:
         """Two annotators in a team, and the team granted the project (through the services)."""
-        from workspace.tenancy import repositories as repo
-        from workspace.tenancy.authz import policy
-        from workspace.tenancy.context import TenantContext
-        from workspace.tenancy.identity import hash_password
-        from workspace.tenancy.models import Membership, User
-        from workspace.tenancy.permissions import CATALOGUE
         from workspace.tenancy.services import create_team, grant_project_role, set_team_membership
 
         with self.runtime.unit_of_work(self.tenant_id) as db:
-            owner = repo.user_by_email(db, owner_email)
-            ctx = TenantContext(self.tenant_id, "demo", "Demo", owner.id, owner.email, "",
-                                repo.membership_of(db, owner.id).id, "owner", permissions=frozenset(CATALOGUE))
+            ctx = self.owner_context(db, owner_email)
             team = create_team(db, ctx, name)
             for email in ANNOTATORS:
-                user = User(email=email, name=email.split("@")[0].title(), password_hash=hash_password(PASSWORD))
-                db.add(user)
-                db.flush()
-                db.add(Membership(user_id=user.id, role="annotator"))
-                policy.set_member_role(db, self.tenant_id, user.id, "annotator")
-                set_team_membership(db, ctx, team.id, user.id, True)
+                user_id = self.add_member(db, email, email.split("@")[0].title(), PASSWORD, "annotator")
+                set_team_membership(db, ctx, team.id, user_id, True)
             grant_project_role(db, ctx, project_id, "annotator", team_id=team.id)
 
     def workflow(self, project_id: int) -> dict:  # type: ignore[type-arg]
@@ -115,16 +72,7 @@ class Db:
             return [e.changes for e in db.scalars(select(AuditEvent).where(AuditEvent.action == action))]
 
 
-@pytest.fixture(scope="module")
-def db(served) -> Iterator[Db]:  # type: ignore[no-untyped-def]
-    database = Db(served[1])
-    yield database
-    database.runtime.close()
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console()
+db = db_fixture(Db)
 
 
 def test_manager_sets_overlap_and_review_then_assigns_three_tasks_to_a_team(browser, served, db, console):  # type: ignore[no-untyped-def]
@@ -195,11 +143,7 @@ def test_manager_sets_overlap_and_review_then_assigns_three_tasks_to_a_team(brow
         for email in ANNOTATORS:
             other_context, other = new_page(browser, console)
             others.append(other_context)
-            other.goto(server.url + "/login")
-            other.fill("#email", email)
-            other.fill("#password", PASSWORD)
-            other.get_by_role("button", name="Sign in").click()
-            other.wait_for_url(re.compile(r"/t/demo/$"))
+            login(other, server.url, email, PASSWORD)
             other.goto(f"{server.url}/t/demo/projects/{project_id}/label")
             expect(other.locator(".lbl-task-id")).to_have_text(f"#{tasks[0]}")
             shot(other, f"workflow-label-next-{email.split('@')[0]}")

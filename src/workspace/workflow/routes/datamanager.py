@@ -11,6 +11,7 @@ deletes nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -43,6 +44,52 @@ def _can_delete(request: Request[Any, Any, Any]) -> bool:
 def _url(slug: str, project_id: int, params: dict[str, str]) -> str:
     base = f"/t/{slug}/projects/{project_id}/data"
     return f"{base}?{urlencode(params)}" if params else base
+
+
+@dataclass(frozen=True)
+class BulkSelection:
+    """The tasks a bulk action of the data manager applies to: the ticked ``ids``, or (``all_matching``)
+    every task matching ``filters``; ``back`` is the data manager's URL with those filters."""
+
+    filters: dm.Filters
+    back: str
+    own_only: int | None
+    all_matching: bool
+    ids: list[int]
+    count: int
+
+    def scope(self) -> dict[str, Any]:
+        """The keyword arguments that name these tasks to the bulk services (ids, or the filter)."""
+        return {"ids": None if self.all_matching else self.ids,
+                "filters": self.filters if self.all_matching else None, "only_own_of": self.own_only}
+
+    def context(self, project: Any) -> dict[str, Any]:
+        """What the confirmation templates show of the selection."""
+        return {"project": project, "filters": self.filters, "ids": self.ids, "all_matching": self.all_matching,
+                "count": self.count, "back_url": self.back, "hidden": self.filters.query()}
+
+
+def bulk_selection(request: Request[Any, Any, Any], db: Any, slug: str, project_id: int, data: dict[str, Any],
+                   verb: str, doing: str) -> BulkSelection | Redirect:
+    """The selection a bulk-action form posted, or a redirect back (with a notice) when nothing is ticked.
+    A foreign id answers 404; "every matching task" with a bad filter is Invalid. ``verb``/``doing``
+    name the action in the messages ("delete"/"deleting")."""
+    filters, errors = dm.parse_filters({k: one(data, k) for k in dm.FILTER_FIELDS})
+    back = _url(slug, project_id, filters.query())
+    own_only = dm.own_tasks_of(ctx_of(request))
+    all_matching = one(data, "all_matching") == "1"
+    ids: list[int] = []
+    if not all_matching:
+        ids = dm.selected_ids(db, project_id, many(data, "ids"), only_own_of=own_only)  # 404 on a foreign id
+        if not ids:
+            notice(request, f"Select the tasks to {verb} first.", "error")
+            return see_other(back)
+        count = len(ids)
+    else:
+        if errors:
+            raise Invalid(f"Fix the filter before {doing} every task that matches it.")
+        count = dm.count_matching(db, project_id, filters, only_own_of=own_only, cap=None)
+    return BulkSelection(filters, back, own_only, all_matching, ids, count)
 
 
 @get("/t/{slug:str}/projects/{project_id:int}/data", opt=requires("project:read", nav="projects"), name="data_manager")
@@ -94,31 +141,17 @@ def delete_tasks(request: Request[Any, Any, Any], slug: FromPath[str], project_i
                  data: Form) -> Template | Redirect:
     db = _db(request)
     project = svc.get_project(db, project_id)
-    filters, errors = dm.parse_filters({k: one(data, k) for k in dm.FILTER_FIELDS})
-    back = _url(slug, project_id, filters.query())
-    own_only = dm.own_tasks_of(ctx_of(request))
-    all_matching = one(data, "all_matching") == "1"
-    ids: list[int] = []
-    if not all_matching:
-        ids = dm.selected_ids(db, project_id, many(data, "ids"), only_own_of=own_only)  # 404 on a foreign id
-        if not ids:
-            notice(request, "Select the tasks to delete first.", "error")
-            return see_other(back)
-        count = len(ids)
-    else:
-        if errors:
-            raise Invalid("Fix the filter before deleting every task that matches it.")
-        count = dm.count_matching(db, project_id, filters, only_own_of=own_only, cap=None)
+    selection = bulk_selection(request, db, slug, project_id, data, "delete", "deleting")
+    if isinstance(selection, Redirect):
+        return selection
     if one(data, "confirm") != "1":
-        context = {"project": project, "filters": filters, "ids": ids, "all_matching": all_matching,
-                   "count": count, "back_url": back, "hidden": filters.query()}
+        context = selection.context(project)
         if is_htmx(request):
             return fragment(request, "workflow/partials/_dm_confirm.html", **context)
         return page(request, "workflow/datamanager.html", mode="confirm", **context)
-    deleted = dm.delete_tasks(db, ctx_of(request), project_id, ids=None if all_matching else ids,
-                              filters=filters if all_matching else None, only_own_of=own_only)
+    deleted = dm.delete_tasks(db, ctx_of(request), project_id, **selection.scope())
     notice(request, f"Deleted {deleted} {'task' if deleted == 1 else 'tasks'}.")
-    return see_other(back)
+    return see_other(selection.back)
 
 
 route_handlers = [data_manager, delete_tasks]

@@ -14,7 +14,6 @@ bulk assign / unassign from the data manager.
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from litestar import Request, Response, get, patch, post
 from litestar.enums import RequestEncodingType
@@ -29,8 +28,8 @@ from workspace.web.render import ctx_of, fragment, is_htmx, notice, page, see_ot
 from workspace.web.uow import request_session as _db
 from workspace.workflow import assignment as asg
 from workspace.workflow import configure
-from workspace.workflow import datamanager as dm
 from workspace.workflow import services as svc
+from workspace.workflow.routes.datamanager import bulk_selection
 from workspace.workflow.settings import DISTRIBUTIONS, MAX_OVERLAP, ORDERS, REVIEW_MODES, SKIP_POLICIES
 
 assert set(DISTRIBUTIONS) == {"auto", "manual"} and set(ORDERS) == {"id", "random", "uncertainty"}
@@ -115,11 +114,6 @@ def api_update_workflow(request: Request[Any, Any, Any], project_id: FromPath[in
 # --- bulk assignment from the data manager --------------------------------------------------------
 
 
-def _dm_url(slug: str, project_id: int, params: dict[str, str]) -> str:
-    base = f"/t/{slug}/projects/{project_id}/data"
-    return f"{base}?{urlencode(params)}" if params else base
-
-
 @post("/t/{slug:str}/projects/{project_id:int}/data/assign", opt=requires("project:update", nav="projects"),
       name="data_manager_assign")
 @in_thread
@@ -127,21 +121,9 @@ def assign_tasks(request: Request[Any, Any, Any], slug: FromPath[str], project_i
                  data: Form) -> Template | Redirect:
     db = _db(request)
     project = svc.get_project(db, project_id)
-    filters, filter_errors = dm.parse_filters({k: one(data, k) for k in dm.FILTER_FIELDS})
-    back = _dm_url(slug, project_id, filters.query())
-    own_only = dm.own_tasks_of(ctx_of(request))
-    all_matching = one(data, "all_matching") == "1"
-    ids: list[int] = []
-    if not all_matching:
-        ids = dm.selected_ids(db, project_id, many(data, "ids"), only_own_of=own_only)  # 404 on a foreign id
-        if not ids:
-            notice(request, "Select the tasks to assign first.", "error")
-            return see_other(back)
-        count = len(ids)
-    else:
-        if filter_errors:
-            raise Invalid("Fix the filter before assigning every task that matches it.")
-        count = dm.count_matching(db, project_id, filters, only_own_of=own_only, cap=None)
+    selection = bulk_selection(request, db, slug, project_id, data, "assign", "assigning")
+    if isinstance(selection, Redirect):
+        return selection
     form = {"users": many(data, "users"), "teams": many(data, "teams"), "role": one(data, "role") or "annotator",
             "action": one(data, "action") or "assign"}
     errors: dict[str, str] = {}
@@ -152,8 +134,7 @@ def assign_tasks(request: Request[Any, Any, Any], slug: FromPath[str], project_i
             assignees = asg.resolve_assignees(db, project.id, form["users"], form["teams"])
             apply = asg.assign_tasks if form["action"] == "assign" else asg.unassign_tasks
             counts = apply(db, ctx_of(request), project.id, assignees, form["role"],
-                           ids=None if all_matching else ids, filters=filters if all_matching else None,
-                           only_own_of=own_only)
+                           **selection.scope())
         except Invalid as exc:
             db.rollback()
             project = svc.get_project(db, project_id)
@@ -167,10 +148,9 @@ def assign_tasks(request: Request[Any, Any, Any], slug: FromPath[str], project_i
                 notice(request, f"Assigned {tasks} to {who} as {role} ({counts['added']} new assignments).")
             else:
                 notice(request, f"Unassigned {who} as {role} from {tasks} ({counts['removed']} assignments removed).")
-            return see_other(back)
+            return see_other(selection.back)
     members, teams = asg.assignee_choices(db)
-    context = {"project": project, "filters": filters, "ids": ids, "all_matching": all_matching, "count": count,
-               "back_url": back, "hidden": filters.query(), "members": members, "teams": teams, "roles": asg.ROLES,
+    context = {**selection.context(project), "members": members, "teams": teams, "roles": asg.ROLES,
                "form": form, "errors": errors}
     if is_htmx(request):
         return fragment(request, "workflow/partials/_dm_assign.html", status=422 if errors else 200, **context)
