@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from workspace.jobs.models import ACTIVE, FAILED, SUCCEEDED, Job
 from workspace.jobs.services import create_job
 from workspace.lib.timeutil import utcnow
-from workspace.ml import classifier, tagger
+from workspace.ml import tagger
 from workspace.ml.models import CLASSIFIER, ERROR, KINDS, READY, REMOTE, TAGGER, UNTRAINED, MLBackend
 from workspace.ml.remote import DEFAULT_TIMEOUT, MAX_TIMEOUT, RemoteBackend, RemoteError
 from workspace.tenancy.context import TenantContext
@@ -318,6 +318,8 @@ def run_train(session: Session, job: JobContext) -> tuple[dict[str, Any], str]:
     count = labeled_count(session, project.id)
     texts, labels = training_examples(session, project.id, target)
     job.progress(0, None, f"Training on {len(texts)} labeled texts")
+    from workspace.ml import classifier  # scikit-learn: loaded by the jobs that use it, not by every process
+
     model = classifier.train(texts, labels)
     blob, signature = classifier.dumps(model, job.runtime.settings.secret_key)
     backend.model_blob, backend.model_signature = blob, signature
@@ -365,6 +367,8 @@ def _without_required(config: LabelConfig) -> LabelConfig:
 
 def _classifier_predictor(backend: MLBackend, config: LabelConfig, job: JobContext) -> Predictor:
     target = classifier_target(config)
+    from workspace.ml import classifier  # scikit-learn: loaded by the jobs that use it, not by every process
+
     model = classifier.loads(backend.model_blob, backend.model_signature, job.runtime.settings.secret_key)
     version = backend.model_version
 

@@ -4,6 +4,8 @@ follow those jobs live."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from litestar import Request, get, post
@@ -70,6 +72,19 @@ def _context(request: Request[Any, Any, Any], project_id: int, *, errors: dict[s
             "CLASSIFIER": CLASSIFIER, "TAGGER": TAGGER, "REMOTE": REMOTE}
 
 
+@contextmanager
+def _refusal_as_notice(request: Request[Any, Any, Any], db: Any) -> Iterator[None]:
+    """Run a button's action: a refusal is rolled back and shown as an error notice on the page it
+    returns to; a 404 (another tenant's or a missing object) still answers 404."""
+    try:
+        yield
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise
+        db.rollback()
+        notice(request, exc.message, "error")
+
+
 def _back(slug: str, project_id: int) -> Redirect:
     return see_other(f"/t/{slug}/projects/{project_id}/ml")
 
@@ -134,14 +149,9 @@ def update_ml_backend(request: Request[Any, Any, Any], slug: FromPath[str], proj
 def delete_ml_backend(request: Request[Any, Any, Any], slug: FromPath[str], project_id: FromPath[int],
                       backend_id: FromPath[int]) -> Redirect:
     db = _db(request)
-    try:
+    with _refusal_as_notice(request, db):
         ml.delete_backend(db, ctx_of(request), svc.get_project(db, project_id).id, backend_id)
         notice(request, f"ML backend #{backend_id} deleted; the predictions it made stay.")
-    except ServiceError as exc:
-        if exc.status == 404:
-            raise
-        db.rollback()
-        notice(request, exc.message, "error")
     return _back(slug, project_id)
 
 
@@ -151,14 +161,9 @@ def delete_ml_backend(request: Request[Any, Any, Any], slug: FromPath[str], proj
 def train_ml_backend(request: Request[Any, Any, Any], slug: FromPath[str], project_id: FromPath[int],
                      backend_id: FromPath[int]) -> Redirect:
     db = _db(request)
-    try:
+    with _refusal_as_notice(request, db):
         job = ml.queue_train(db, ctx_of(request), svc.get_project(db, project_id).id, backend_id)
         notice(request, f"Training started (job #{job.id}); it is listed below.")
-    except ServiceError as exc:
-        if exc.status == 404:
-            raise
-        db.rollback()
-        notice(request, exc.message, "error")
     return _back(slug, project_id)
 
 
@@ -169,15 +174,10 @@ def run_ml_backend(request: Request[Any, Any, Any], slug: FromPath[str], project
                    backend_id: FromPath[int], data: Form) -> Redirect:
     db = _db(request)
     filters = {k: one(data, k) for k in FILTER_FIELDS}
-    try:
+    with _refusal_as_notice(request, db):
         job = ml.queue_predict(db, ctx_of(request), svc.get_project(db, project_id).id, backend_id,
                                scope=one(data, "scope", "all"), filters=filters, task_ids=many(data, "ids"))
         notice(request, f"Predictions started (job #{job.id}); follow it below.")
-    except ServiceError as exc:
-        if exc.status == 404:
-            raise
-        db.rollback()
-        notice(request, exc.message, "error")
     return _back(slug, project_id)
 
 
