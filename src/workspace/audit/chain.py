@@ -175,11 +175,12 @@ def record(
     object_label: str = "",
     changes: dict[str, Any] | None = None,
     actor: Actor | None = None,
-) -> int:
-    """Write one event now, in the session's transaction (after the events of earlier flushes).
-    Returns its sequence number."""
+) -> None:
+    """Add one event to the session's transaction, after the events of earlier flushes. Like the flush
+    hook's events it is chained just before commit: the tenant's chain head is locked only for the
+    moment of the commit, so concurrent writers of a tenant queue for that moment, not for their
+    whole transactions; a rollback drops it with the change it describes."""
     session.flush()
-    _drain(session)
     entry = {
         "action": action,
         "object_type": object_type,
@@ -188,7 +189,7 @@ def record(
         "changes": changes or {},
         "actor": actor or get_actor(session),
     }
-    return append(session.connection(), _key(session), tenant_id, [entry])[0]
+    session.info.setdefault(PENDING_KEY, {}).setdefault(tenant_id, []).append(entry)
 
 
 # --- the flush hook: every change to an Audited model becomes an event -------------------------

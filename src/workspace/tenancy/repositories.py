@@ -19,13 +19,14 @@ from workspace.tenancy.models import (
     Tenant,
     User,
 )
-from workspace.tenancy.scoping import unscoped
+from workspace.tenancy.scoping import already_loaded, unscoped
 
 __all__ = [
     "fetch",
     "user_by_email",
     "tenant_by_slug",
     "membership_of",
+    "tenant_and_membership",
     "active_memberships_of_user",
     "count_active_owners",
     "custom_role",
@@ -41,7 +42,11 @@ M = TypeVar("M")
 
 
 def fetch(session: Session, model: type[M], object_id: int, *, what: str | None = None) -> M:
-    """Load one row by id from user input: within the bound tenant, or 404 (never ``session.get``)."""
+    """Load one row by id from user input: within the bound tenant, or 404 (never ``session.get``).
+    A row this request already loaded is not read again."""
+    obj = already_loaded(session, model, object_id)
+    if obj is not None:
+        return obj
     obj = session.scalars(select(model).where(model.id == object_id)).unique().first()  # type: ignore[attr-defined]
     if obj is None:
         raise NotFound(f"{what or model.__name__} not found")
@@ -54,6 +59,13 @@ def user_by_email(session: Session, email: str) -> User | None:
 
 def tenant_by_slug(session: Session, slug: str) -> Tenant | None:
     return session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
+
+
+def tenant_and_membership(session: Session, tenant_id: int, user_id: int) -> tuple[Tenant | None, Membership | None]:
+    """The bound tenant and the user's membership in it, in one query (an API call's credentials)."""
+    row = session.execute(select(Tenant, Membership).outerjoin(Membership, Membership.user_id == user_id)
+                          .where(Tenant.id == tenant_id)).unique().first()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def membership_of(session: Session, user_id: int) -> Membership | None:

@@ -15,13 +15,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import event
+from typing import Any, TypeVar
+
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from workspace.db.base import TenantOwned
 
 __all__ = ["TenantScopeError", "bind_tenant", "current_tenant_id", "unscoped", "install", "stamp_rows",
-           "bulk_tenant_id"]
+           "bulk_tenant_id", "already_loaded"]
+
+M = TypeVar("M")
 
 _TENANT = "tenant_id"
 _UNSCOPED = "unscoped_reason"
@@ -60,6 +64,28 @@ def stamp_rows(session: Session, rows: list[dict]) -> list[dict]:
     for row in rows:
         row["tenant_id"] = tenant_id
     return rows
+
+
+def already_loaded(session: Session, model: type[M], object_id: Any) -> M | None:
+    """The ``model`` row with this primary key that the session already holds, current and of the
+    bound tenant, or None (then query it). A request that loaded a task or project once need not load
+    it again; a row of another tenant, an expired or a deleted one is never answered from here."""
+    tenant_id = session.info.get(_TENANT)
+    if tenant_id is None or session.info.get(_UNSCOPED):
+        return None
+    try:
+        key = session.identity_key(model, object_id)
+    except Exception:  # noqa: BLE001 - not a valid key for this model: let the query answer
+        return None
+    obj = session.identity_map.get(key)
+    if obj is None or obj in session.deleted:
+        return None
+    state = inspect(obj)
+    if not state.persistent or state.expired_attributes:
+        return None
+    if isinstance(obj, TenantOwned) and obj.tenant_id != tenant_id:
+        return None
+    return obj  # type: ignore[return-value]
 
 
 @contextmanager

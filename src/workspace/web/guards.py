@@ -29,7 +29,7 @@ from workspace.lib.timeutil import as_utc, utcnow
 from workspace.tenancy import repositories as repo
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Forbidden, NotFound
-from workspace.tenancy.models import MEMBER_ACTIVE, Tenant, User
+from workspace.tenancy.models import MEMBER_ACTIVE, User
 from workspace.tenancy.permissions import CATALOGUE, is_project_scoped
 from workspace.tenancy.scoping import bind_tenant
 from workspace.tenancy.services import resolve_api_key
@@ -97,10 +97,14 @@ def _resolve(connection: ASGIConnection[Any, Any, Any, Any], access: str) -> Non
     runtime = runtime_of(connection)
     state = connection.scope.setdefault("state", {})
     token = None
+    membership = None
     if is_api(connection):
         token = _api_token(connection)
-        tenant = db.get(Tenant, token.tenant_id)
+        bind_tenant(db, token.tenant_id)
+        tenant, membership = repo.tenant_and_membership(db, token.tenant_id, token.user_id)
         user = token.user
+        if tenant is None:
+            raise NotAuthorizedException("Invalid token.")
     else:
         user = _session_user(connection)
         state[STATE_USER] = user
@@ -114,8 +118,9 @@ def _resolve(connection: ASGIConnection[Any, Any, Any, Any], access: str) -> Non
         if tenant is None:
             raise NotFound("Page not found")
     assert tenant is not None
-    bind_tenant(db, tenant.id)
-    membership = repo.membership_of(db, user.id)
+    if token is None:
+        bind_tenant(db, tenant.id)
+        membership = repo.membership_of(db, user.id)
     if membership is None or membership.status != MEMBER_ACTIVE or not user.is_active:
         if token is not None:
             raise NotAuthorizedException("Invalid token.")

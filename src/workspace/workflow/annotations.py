@@ -482,7 +482,8 @@ def _locked_work(session: Session, task: Task, user_id: int | None) -> MyWork:
 
 
 def submit_annotation(session: Session, ctx: TenantContext, project_id: int, task_id: int, result: Any,
-                      lead_time: float | None, *, seen_version: int | None = None) -> Annotation:
+                      lead_time: float | None, *, seen_version: int | None = None,
+                      queue_lock: bool = True) -> Annotation:
     """Validate ``result`` against the project's config and save it as the user's submitted annotation.
 
     A first submit turns the user's draft or skip of the task into the annotation (or adds one) and
@@ -493,13 +494,18 @@ def submit_annotation(session: Session, ctx: TenantContext, project_id: int, tas
     (:mod:`workspace.workflow.revisions`): a rejected annotation is resubmitted (back to review), an
     accepted one is final (409). ``seen_version``: the annotation's version the page was loaded
     with; when it moved on meanwhile (a reviewer acted), the submit is refused with a 409.
+
+    ``queue_lock=False`` when no "label next" follows in the same transaction (the REST API): the
+    project's queue lock only orders a submit before the "label next" after it (see
+    :func:`_queue_lock`), and taking it would make every submit of the project wait for the others.
     """
     project = fetch(session, Project, project_id, what="Project")
     task = get_task(session, project.id, task_id)
     config = parse_label_config(project.label_config)
     validate_result(config, task.data if isinstance(task.data, dict) else {}, result)
     lead_time = _clean_lead_time(lead_time)
-    _queue_lock(session, project.id)
+    if queue_lock:
+        _queue_lock(session, project.id)
     work = _locked_work(session, task, ctx.user_id)
     if work.submitted:
         assert work.annotation is not None
@@ -519,6 +525,7 @@ def submit_annotation(session: Session, ctx: TenantContext, project_id: int, tas
     before = revisions.snapshot(annotation)
     states.transition(annotation.status if annotation else None, "submit", actor_id=ctx.user_id,
                       author_id=annotation.completed_by_id if annotation else ctx.user_id)
+    created = annotation is None
     if annotation is None:
         annotation = Annotation(project_id=project.id, task_id=task.id, completed_by_id=ctx.user_id, version=1)
         session.add(annotation)
@@ -529,15 +536,19 @@ def submit_annotation(session: Session, ctx: TenantContext, project_id: int, tas
             session.delete(work.draft)
     annotation.result, annotation.status, annotation.lead_time = result, SUBMITTED, lead_time
     session.flush()
-    revisions.record(session, annotation, "submitted", ctx.user_id, before)
-    # Counted in the database, not in Python: two annotators submitting at once both count.
-    session.execute(
+    revisions.record(session, annotation, "submitted", ctx.user_id, before, first=created)
+    # Counted in the database, not in Python: two annotators submitting at once both count. The
+    # row lock is held: what it returns is the task as of now.
+    counted, agreement = session.execute(
         update(Task).where(Task.id == task.id).values(annotation_count=Task.annotation_count + 1)
-        .execution_options(synchronize_session=False)
-    )
+        .returning(Task.annotation_count, Task.agreement).execution_options(synchronize_session=False)
+    ).one()
     session.flush()
     _release(session, task.id, ctx.user_id)
-    _refresh_quality(session, task.id)
+    if counted > 1 or agreement is not None:
+        _refresh_quality(session, task.id)
+    # else this is the task's only counted annotation, and a new one is not ground truth: no
+    # agreement and no ground-truth score to compute (the same as the refresh would store)
     _announce(session, ctx, "annotation.created", annotation)
     return annotation
 
@@ -586,6 +597,7 @@ def skip_task(session: Session, ctx: TenantContext, project_id: int, task_id: in
         raise Conflict("You already submitted this task: update your annotation instead of skipping it.")
     annotation = work.annotation or work.draft
     before = revisions.snapshot(annotation)
+    created = annotation is None
     if annotation is None:
         annotation = Annotation(project_id=project.id, task_id=task.id, completed_by_id=ctx.user_id, version=1)
         session.add(annotation)

@@ -134,12 +134,13 @@ def _next_number(session: Session, annotation_id: int) -> int:
 
 
 def record(session: Session, annotation: Annotation, action: str, actor_id: int | None,
-           before: Before | None = None) -> AnnotationRevision:
+           before: Before | None = None, *, first: bool = False) -> AnnotationRevision:
     """Append a revision of ``annotation`` as it is now (flushes first so it has an id). ``before``:
     its state before this change; when it has no revision yet and had a result or status worth
-    keeping, a ``created`` baseline revision of that state comes first."""
+    keeping, a ``created`` baseline revision of that state comes first. ``first``: the annotation was
+    inserted by this transaction, so it has no revision yet (no need to look)."""
     session.flush()
-    number = _next_number(session, annotation.id)
+    number = 1 if first else _next_number(session, annotation.id)
     if number == 1 and before is not None and before.status not in (None, states.DRAFT):
         session.add(AnnotationRevision(annotation_id=annotation.id, project_id=annotation.project_id, number=1,
                                        version=before.version, result=before.result, status=before.status,
