@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from workspace.audit.chain import record
+from workspace.audit.chain import record, write_pending
 from workspace.audit.models import AuditEvent
 from workspace.lib.secrets import digest
 from workspace.lib.timeutil import utcnow
@@ -23,7 +23,7 @@ from workspace.webhooks.models import Webhook, WebhookDelivery
 from workspace.notifications.models import Notification
 from workspace.workflow.comments import Comment
 from workspace.workflow.models import Annotation, Export, ImportBatch, Prediction, Project, Task
-from workspace.workflow.models import TaskAssignment, TaskReservation
+from workspace.workflow.models import TaskAssignment, TaskReservation, TaskTally
 from workspace.workflow.review_models import AnnotationRevision, Review
 
 
@@ -99,6 +99,14 @@ def make_api_token(db: Session, marker: str) -> ApiToken:
 
 def make_task(db: Session, marker: str) -> Task:
     t = Task(project_id=make_project(db, marker).id, data={"text": _tag(marker)}, created_at=utcnow())
+    db.add(t)
+    db.flush()
+    return t
+
+
+def make_task_tally(db: Session, marker: str) -> TaskTally:
+    """A delta row as PostgreSQL's triggers write them (inserted directly, so SQLite has one too)."""
+    t = TaskTally(project_id=make_project(db, marker).id, tasks=1, labeled=0, annotations=0, predictions=0)
     db.add(t)
     db.flush()
     return t
@@ -229,10 +237,12 @@ def make_review(db: Session, marker: str) -> Review:
 
 
 def make_audit_event(db: Session, marker: str) -> AuditEvent:
-    seq = record(db, "test.event", tenant_id=current_tenant_id(db), object_label=_tag(marker))  # type: ignore[arg-type]
+    label = _tag(marker)
+    record(db, "test.event", tenant_id=current_tenant_id(db), object_label=label)  # type: ignore[arg-type]
+    write_pending(db)
     from sqlalchemy import select
 
-    return db.scalars(select(AuditEvent).where(AuditEvent.seq == seq)).one()
+    return db.scalars(select(AuditEvent).where(AuditEvent.object_label == label)).one()
 
 
 FACTORIES: dict[type, Callable[[Session, str], object]] = {
@@ -250,6 +260,7 @@ FACTORIES: dict[type, Callable[[Session, str], object]] = {
     ApiToken: make_api_token,
     AuditEvent: make_audit_event,
     Task: make_task,
+    TaskTally: make_task_tally,
     Annotation: make_annotation,
     Prediction: make_prediction,
     TaskAssignment: make_task_assignment,

@@ -32,6 +32,7 @@ __all__ = [
     "set_actor",
     "get_actor",
     "record",
+    "write_pending",
     "append",
     "event_hash",
     "head_mac",
@@ -258,6 +259,13 @@ def _after_flush(session: Session, _ctx) -> None:  # type: ignore[no-untyped-def
     pending: dict[int, list[dict[str, Any]]] = session.info.setdefault(PENDING_KEY, {})
     for tenant_id, entries in per_tenant.items():
         pending.setdefault(tenant_id, []).extend(entries)
+
+
+def write_pending(session: Session) -> None:
+    """Chain the events collected so far now instead of at commit (locks each chain head until then):
+    for code that must read its own events back inside the transaction."""
+    session.flush()
+    _drain(session)
 
 
 def _drain(session: Session) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from workspace.audit.chain import record
@@ -42,6 +42,7 @@ from workspace.workflow.models import (
 )
 from workspace.workflow.revisions import parse_version
 from workspace.workflow.settings import workflow_settings
+from workspace.workflow.tally import project_totals
 
 __all__ = ["ImportResult", "TaskPage", "import_json", "task_page", "project_counters", "users_by_id",
            "inner_id", "visible_task", "task_children", "create_task", "update_task", "delete_task",
@@ -111,9 +112,15 @@ def task_page(session: Session, ctx: TenantContext, project_ids: Sequence[int], 
             where.append(own_tasks(owner))
         if only_annotated:
             where.append(Task.annotation_count > 0)
-    total, annotations, predictions = session.execute(
-        select(func.count(), func.coalesce(func.sum(Task.annotation_count), 0),
-               func.coalesce(func.sum(Task.prediction_count), 0)).select_from(Task).where(*where)).one()
+    if owner is None and not only_annotated:
+        # Every task of the projects: their kept totals (O(1) on PostgreSQL), not an aggregate over them.
+        totals = project_totals(session, project_ids).values()
+        total, annotations, predictions = (sum(t.tasks for t in totals), sum(t.annotations for t in totals),
+                                           sum(t.predictions for t in totals))
+    else:
+        total, annotations, predictions = session.execute(
+            select(func.count(), func.coalesce(func.sum(Task.annotation_count), 0),
+                   func.coalesce(func.sum(Task.prediction_count), 0)).select_from(Task).where(*where)).one()
     offset = (page - 1) * page_size
     if page > 1 and offset >= total:
         raise NotFound("Invalid page.")
@@ -200,15 +207,9 @@ def delete_task(session: Session, ctx: TenantContext, task: Task) -> None:
 
 
 def project_counters(session: Session, project_ids: Sequence[int]) -> dict[int, ProjectCounters]:
-    out = {pid: ProjectCounters() for pid in project_ids}
+    out = {pid: ProjectCounters(*totals) for pid, totals in project_totals(session, project_ids).items()}
     if not project_ids:
         return out
-    rows = session.execute(
-        select(Task.project_id, func.count(), func.sum(case((Task.annotation_count > 0, 1), else_=0)),
-               func.coalesce(func.sum(Task.annotation_count), 0), func.coalesce(func.sum(Task.prediction_count), 0))
-        .where(Task.project_id.in_(list(project_ids))).group_by(Task.project_id))
-    for pid, tasks, with_annotations, annotations, predictions in rows:
-        out[pid] = ProjectCounters(int(tasks), int(with_annotations or 0), int(annotations), int(predictions))
     for pid, skipped in session.execute(
             select(Annotation.project_id, func.count()).where(Annotation.project_id.in_(list(project_ids)),
                                                               Annotation.status == SKIPPED)
@@ -247,7 +248,8 @@ def create_annotation(session: Session, ctx: TenantContext, task: Task, body: di
         return skip_task(session, ctx, task.project_id, task.id, lead_time)
     if "result" not in body:
         raise Invalid('Send "result": a list of regions in Label Studio\'s format.', field="result")
-    return submit_annotation(session, ctx, task.project_id, task.id, with_region_ids(body.get("result")), lead_time)
+    return submit_annotation(session, ctx, task.project_id, task.id, with_region_ids(body.get("result")), lead_time,
+                             queue_lock=False)  # no "label next" follows an API call
 
 
 def annotation_of(session: Session, ctx: TenantContext, annotation_id: int) -> Annotation:
@@ -273,7 +275,7 @@ def update_annotation(session: Session, ctx: TenantContext, annotation: Annotati
         return skip_task(session, ctx, annotation.project_id, annotation.task_id, lead_time)
     # "version": the annotation version the caller read (optimistic concurrency: a mismatch is a 409).
     return submit_annotation(session, ctx, annotation.project_id, annotation.task_id, result, lead_time,
-                             seen_version=parse_version(body.get("version")))
+                             seen_version=parse_version(body.get("version")), queue_lock=False)
 
 
 def delete_annotation(session: Session, ctx: TenantContext, annotation: Annotation) -> None:

@@ -21,7 +21,7 @@ from workspace.lib.canonical import canonical_json
 
 __all__ = ["Project", "Task", "Annotation", "Prediction", "ImportBatch", "Export", "DEFAULT_LABEL_CONFIG",
            "SUBMITTED", "SKIPPED", "DRAFT", "ACCEPTED", "REJECTED", "COUNTED_STATUSES",
-           "TaskAssignment", "TaskReservation", "ANNOTATOR", "REVIEWER"]
+           "TaskAssignment", "TaskReservation", "TaskTally", "ANNOTATOR", "REVIEWER"]
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -104,6 +104,27 @@ class Task(TenantOwned, Base):
     # Mean pairwise agreement of the task's counted annotations (0..1; None with fewer than two),
     # kept up to date by workspace.workflow.quality.refresh_tasks.
     agreement: Mapped[float | None] = mapped_column(Float)
+
+
+class TaskTally(TenantOwned, Base):
+    """Deltas of a project's task totals; the totals are the sum of the project's rows.
+
+    Written only by PostgreSQL's triggers on task (migration 0015), which insert one row per statement
+    and project and now and then compact a project's rows into one; insert-only, so concurrent writers
+    of a project's tasks never wait for each other here. Read through ``workspace.workflow.tally``.
+    SQLite has the table but no triggers: there the totals are aggregated from the tasks.
+    """
+
+    __tablename__ = "task_tally"
+    __table_args__ = (Index("ix_task_tally_project_id", "project_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(Integer, nullable=False)  # the project's (scoped like any model)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), nullable=False)
+    tasks: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    labeled: Mapped[int] = mapped_column(BigInteger, nullable=False)  # tasks with annotation_count > 0
+    annotations: Mapped[int] = mapped_column(BigInteger, nullable=False)  # sum of annotation_count
+    predictions: Mapped[int] = mapped_column(BigInteger, nullable=False)  # sum of prediction_count
 
 
 # Annotation.status. On the labeling page a member keeps at most one submitted-or-skipped annotation
