@@ -26,7 +26,7 @@ __all__ = ["vacuum_after_commit", "VACUUM_MIN_ROWS", "QUIET_SECONDS"]
 log = logging.getLogger(__name__)
 
 VACUUM_MIN_ROWS: Final = 5_000  # smaller writes are left to autovacuum
-QUIET_SECONDS: Final = 0.3  # runs this long after the last large write of the table committed
+QUIET_SECONDS: Final = 1.0  # runs this long after the last large write of the table committed
 _TABLES: Final = frozenset({"task"})  # the only tables named here: never text from input
 _SESSION_KEY = "maintenance_vacuum"
 

@@ -524,21 +524,23 @@ def task_list(
     tasks (as in the data manager). A page past the end is 404, page 1 of nothing is an empty 200.
     Without ``project``, the tasks of every project the caller sees."""
     db = _db(request)
+    # The projects stay referenced for the whole request: the session's identity map holds rows only
+    # weakly, and the serializer below looks them up again.
     if project is None:
         ctx = ctx_of(request)
-        project_ids = [p.id for p in projects.visible_projects(db, ctx)]
+        shown = projects.visible_projects(db, ctx)
     else:
-        projects.get_project(db, project)
+        shown = [projects.get_project(db, project)]
         ctx = _project_ctx(request, project)
-        project_ids = [project]
+    project_ids = [p.id for p in shown]
     found = svc.task_page(db, ctx, project_ids, page, min(page_size, MAX_TASK_PAGE_SIZE),
                           only_annotated=_flag(only_annotated))
     full = (fields or "").lower() == "all"
     ids = [t.id for t in found.tasks]
     annotations, predictions = svc.task_children(db, ctx, ids) if full else ({}, {})
     users = svc.users_by_id(db, [a.completed_by_id for items in annotations.values() for a in items])
-    overlaps = {p: svc.maximum_annotations(projects.get_project(db, p)) for p in {t.project_id for t in found.tasks}}
-    return {"tasks": [ser.task_json(t, inner_id=found.offset + i + 1 if project is not None else None,
+    overlaps = {p.id: svc.maximum_annotations(p) for p in shown}
+    return {"tasks": [ser.task_json(t, inner_id=t.inner_id or (found.offset + i + 1 if project is not None else None),
                                     annotations=annotations.get(t.id) if full else None,
                                     predictions=predictions.get(t.id) if full else None, users=users,
                                     maximum_annotations=overlaps[t.project_id]) for i, t in enumerate(found.tasks)],

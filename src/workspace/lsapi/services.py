@@ -124,8 +124,10 @@ def task_page(session: Session, ctx: TenantContext, project_ids: Sequence[int], 
     offset = (page - 1) * page_size
     if page > 1 and offset >= total:
         raise NotFound("Invalid page.")
-    ids = list(session.scalars(select(Task.id).where(*where).order_by(Task.id).offset(offset).limit(page_size)))
-    tasks = list(session.scalars(select(Task).where(Task.id.in_(ids)).order_by(Task.id))) if ids else []
+    # The page's ids come from the index alone (an index-only scan skips ``offset`` entries without
+    # reading their rows); only the page's own rows are read, in the same statement.
+    ids = select(Task.id).where(*where).order_by(Task.id).offset(offset).limit(page_size).scalar_subquery()
+    tasks = list(session.scalars(select(Task).where(Task.id.in_(ids)).order_by(Task.id)))
     return TaskPage(tasks, offset, int(total), int(annotations), int(predictions))
 
 
@@ -139,7 +141,10 @@ def visible_task(session: Session, ctx: TenantContext, task_id: int) -> Task:
 
 
 def inner_id(session: Session, task: Task) -> int:
-    """1-based position of the task in its project (Label Studio's ``inner_id``)."""
+    """1-based position of the task in its project (Label Studio's ``inner_id``): the number stored
+    when it was created (migration 0016), or for a task written without one, its count in the project."""
+    if task.inner_id is not None:
+        return task.inner_id
     return int(session.scalar(select(func.count()).select_from(Task)
                               .where(Task.project_id == task.project_id, Task.id <= task.id)) or 0)
 

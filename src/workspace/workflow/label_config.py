@@ -26,6 +26,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from workspace.lib.xmlsafe import Element, XMLError, parse_xml
@@ -365,8 +366,13 @@ def validate_label_config(text: str) -> list[Problem]:
     return []
 
 
+@lru_cache(maxsize=64)
 def parse_label_config(text: str) -> LabelConfig:
-    """Parse and validate a Label Studio config, raising :class:`LabelConfigError` with all problems."""
+    """Parse and validate a Label Studio config, raising :class:`LabelConfigError` with all problems.
+
+    Every annotation and prediction is checked against its project's config: the parsed config is
+    kept per text (a frozen value; its ``root`` element is shared, so it is only ever read), and a
+    project's config is parsed once per process, not once per request. Errors are not kept."""
     try:
         root = parse_xml(text)
     except XMLError as error:

@@ -49,6 +49,8 @@ class Project(TenantOwned, Timestamped, Audited, Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     # Workflow settings (overlap, distribution, review...): see workspace.workflow.settings.
     workflow: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    # The last Task.inner_id given in the project (taken in blocks by workflow.repositories.allocate_inner_ids).
+    task_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", nullable=False)
 
 
 class ImportBatch(TenantOwned, Timestamped, Audited, Base):
@@ -104,6 +106,9 @@ class Task(TenantOwned, Base):
     # Mean pairwise agreement of the task's counted annotations (0..1; None with fewer than two),
     # kept up to date by workspace.workflow.quality.refresh_tasks.
     agreement: Mapped[float | None] = mapped_column(Float)
+    # Label Studio's inner_id: the task's 1-based number in its project, given when it is created
+    # (migration 0016). No index: imports would pay for it and reads have the task in hand.
+    inner_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class TaskTally(TenantOwned, Base):
