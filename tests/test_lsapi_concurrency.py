@@ -86,3 +86,45 @@ def test_concurrent_api_writers_keep_one_audit_chain(app, runtime, project, data
     assert (actions["annotation.created"], actions["prediction.created"]) == (20, 20)
     listing = client().get(f"/api/tasks/?project={pid}&page_size=100", headers=headers).json()
     assert (listing["total_annotations"], listing["total_predictions"]) == (20, 20)
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_large_project_pages_stay_right_as_tasks_come_and_go(client, runtime, database, monkeypatch):  # type: ignore[no-untyped-def]
+    """The task list of a large project pages from a per-process id list; every change of the task set
+    (import, delete, delete + import of as many) shows at once, on every page."""
+    from workspace.lsapi import services
+
+    monkeypatch.setattr(services._TaskOrder, "MIN_TASKS", 10)
+    world = make_tenant(runtime, "pages")
+    headers = {"Authorization": f"Token {api_token(runtime, world, world.owner)}"}
+    pid = client.post("/api/projects/", json={"title": "p", "label_config": CONFIG}, headers=headers).json()["id"]
+
+    def import_(n: int) -> list[int]:
+        return client.post(f"/api/projects/{pid}/import?return_task_ids=true",
+                           json=[{"text": f"t{i}"} for i in range(n)], headers=headers).json()["task_ids"]
+
+    def listed() -> list[int]:
+        ids, page = [], 1
+        while True:
+            r = client.get(f"/api/tasks/?project={pid}&page={page}&page_size=7", headers=headers)
+            if r.status_code == 404:
+                return ids
+            body = r.json()
+            assert body["total"] == len(alive)
+            ids += [t["id"] for t in body["tasks"]]
+            page += 1
+
+    alive = import_(30)
+    assert listed() == alive
+    assert listed() == alive  # from the kept list this time
+    alive += import_(5)
+    assert listed() == alive
+    gone = alive[3]
+    assert client.delete(f"/api/tasks/{gone}/", headers=headers).status_code == 204
+    alive.remove(gone)
+    assert listed() == alive
+    gone = alive[10]
+    assert client.delete(f"/api/tasks/{gone}/", headers=headers).status_code == 204
+    alive.remove(gone)
+    alive += import_(1)  # as many tasks as before the delete: the stamp still differs
+    assert listed() == sorted(alive)

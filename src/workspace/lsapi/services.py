@@ -11,11 +11,15 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import threading
+from array import array
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from workspace.audit.chain import record
@@ -39,10 +43,11 @@ from workspace.workflow.models import (
     Prediction,
     Project,
     Task,
+    TaskTally,
 )
 from workspace.workflow.revisions import parse_version
 from workspace.workflow.settings import workflow_settings
-from workspace.workflow.tally import project_totals
+from workspace.workflow.tally import TaskTotals, project_totals
 
 __all__ = ["ImportResult", "TaskPage", "import_json", "task_page", "project_counters", "users_by_id",
            "inner_id", "visible_task", "task_children", "create_task", "update_task", "delete_task",
@@ -51,6 +56,9 @@ __all__ = ["ImportResult", "TaskPage", "import_json", "task_page", "project_coun
            "visible_annotations"]
 
 MAX_PREDICTION_BYTES = 5_000_000
+# An API client sends its tasks in requests of a few thousand (Label Studio's SDK and scripts: 10,000
+# at most is usual): written as one batch, a request takes one inner-id block and one COPY.
+API_IMPORT_BATCH = 10_000
 
 
 def maximum_annotations(project: Project) -> int:
@@ -73,7 +81,7 @@ def import_json(session: Session, ctx: TenantContext, project_id: int, body: byt
     file importer: validated whole before anything stays, one audited import batch. The same body
     twice is two imports (an API client re-sending is not a duplicate upload)."""
     batch = import_tasks(session, ctx, project_id, io.BytesIO(body), "api-import.json", format="json",
-                         allow_duplicate=True)
+                         allow_duplicate=True, batch_size=API_IMPORT_BATCH)
     ids: list[int] = []
     if want_ids:
         ids = list(session.scalars(select(Task.id).where(Task.import_id == batch.id).order_by(Task.id)))
@@ -97,6 +105,59 @@ def _visibility(ctx: TenantContext) -> int | None:
     return None if ctx.has("project:review") else ctx.user_id
 
 
+class _TaskOrder:
+    """Per process: the task ids, in order, of the large projects whose tasks were listed lately, so
+    that page K of a project is a slice instead of an ``OFFSET`` scan over up to N index entries.
+
+    Each list is stamped with the project's ``(task_seq, tasks)``, read in the same statement as the
+    ids: every insert of a task raises ``task_seq`` (inner ids are never reused) and every delete
+    lowers the count, so an equal stamp, read again at each request, means the very same task set.
+    Bounded (least recently used go first); PostgreSQL only (the stamp's count is the kept tally)."""
+
+    MIN_TASKS = 20_000  # below this an OFFSET scan is cheap enough
+    MAX_IDS = 4_000_000  # about 32 MB per process
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lists: OrderedDict[tuple[int, int], tuple[tuple[int, int], array[int]]] = OrderedDict()
+
+    def page(self, session: Session, tenant_id: int, project_id: int, offset: int, limit: int
+             ) -> tuple[TaskTotals, list[int] | None]:
+        """The project's totals and, for a large project, the ids of the page (None: query them)."""
+        tally = select(TaskTally).where(TaskTally.project_id == project_id).subquery()
+        stamp_and_totals = select(
+            Project.task_seq,
+            *(select(func.coalesce(func.sum(col), 0)).scalar_subquery()
+              for col in (tally.c.tasks, tally.c.labeled, tally.c.annotations, tally.c.predictions)),
+        ).where(Project.id == project_id)
+        seq, *counts = session.execute(stamp_and_totals).one()
+        totals = TaskTotals(*(int(c) for c in counts))
+        if totals.tasks < self.MIN_TASKS:
+            return totals, None
+        key, stamp = (tenant_id, project_id), (int(seq), totals.tasks)
+        with self._lock:
+            found = self._lists.get(key)
+            if found is not None and found[0] == stamp:
+                self._lists.move_to_end(key)
+                return totals, list(found[1][offset:offset + limit])
+        ids_query = (select(func.array_agg(aggregate_order_by(Task.id, Task.id)))
+                     .where(Task.project_id == project_id).scalar_subquery())
+        seq, tasks, ids = session.execute(
+            select(Project.task_seq, select(func.coalesce(func.sum(tally.c.tasks), 0)).scalar_subquery(), ids_query)
+            .where(Project.id == project_id)).one()
+        ordered = array("q", ids or [])
+        if (int(seq), int(tasks)) == stamp and len(ordered) == stamp[1] and len(ordered) <= self.MAX_IDS:
+            with self._lock:
+                self._lists[key] = (stamp, ordered)
+                self._lists.move_to_end(key)
+                while sum(len(v[1]) for v in self._lists.values()) > self.MAX_IDS:
+                    self._lists.popitem(last=False)
+        return totals, list(ordered[offset:offset + limit])
+
+
+_task_order = _TaskOrder()
+
+
 def task_page(session: Session, ctx: TenantContext, project_ids: Sequence[int], page: int, page_size: int, *,
               only_annotated: bool = False) -> TaskPage:
     """Page ``page`` (from 1) of these projects' tasks by id; a page past the end raises NotFound."""
@@ -112,7 +173,13 @@ def task_page(session: Session, ctx: TenantContext, project_ids: Sequence[int], 
             where.append(own_tasks(owner))
         if only_annotated:
             where.append(Task.annotation_count > 0)
-    if owner is None and not only_annotated:
+    offset = (page - 1) * page_size
+    page_ids: list[int] | None = None
+    everything = owner is None and not only_annotated
+    if everything and len(project_ids) == 1 and session.get_bind().dialect.name == "postgresql":
+        one, page_ids = _task_order.page(session, ctx.tenant_id, project_ids[0], offset, page_size)
+        total, annotations, predictions = one.tasks, one.annotations, one.predictions
+    elif everything:
         # Every task of the projects: their kept totals (O(1) on PostgreSQL), not an aggregate over them.
         totals = project_totals(session, project_ids).values()
         total, annotations, predictions = (sum(t.tasks for t in totals), sum(t.annotations for t in totals),
@@ -121,13 +188,15 @@ def task_page(session: Session, ctx: TenantContext, project_ids: Sequence[int], 
         total, annotations, predictions = session.execute(
             select(func.count(), func.coalesce(func.sum(Task.annotation_count), 0),
                    func.coalesce(func.sum(Task.prediction_count), 0)).select_from(Task).where(*where)).one()
-    offset = (page - 1) * page_size
     if page > 1 and offset >= total:
         raise NotFound("Invalid page.")
-    # The page's ids come from the index alone (an index-only scan skips ``offset`` entries without
-    # reading their rows); only the page's own rows are read, in the same statement.
-    ids = select(Task.id).where(*where).order_by(Task.id).offset(offset).limit(page_size).scalar_subquery()
-    tasks = list(session.scalars(select(Task).where(Task.id.in_(ids)).order_by(Task.id)))
+    if page_ids is not None:
+        tasks = list(session.scalars(select(Task).where(Task.id.in_(page_ids)).order_by(Task.id))) if page_ids else []
+    else:
+        # The page's ids come from the index alone (an index-only scan skips ``offset`` entries without
+        # reading their rows); only the page's own rows are read, in the same statement.
+        ids = select(Task.id).where(*where).order_by(Task.id).offset(offset).limit(page_size).scalar_subquery()
+        tasks = list(session.scalars(select(Task).where(Task.id.in_(ids)).order_by(Task.id)))
     return TaskPage(tasks, offset, int(total), int(annotations), int(predictions))
 
 
