@@ -21,14 +21,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workspace.lib.secrets import digest
@@ -36,7 +35,7 @@ from workspace.lib.timeutil import as_utc, utcnow
 from workspace.tenancy import repositories as repo
 from workspace.tenancy.errors import Invalid
 from workspace.tenancy.models import ApiToken
-from workspace.tenancy.scoping import bind_tenant, unscoped
+from workspace.tenancy.scoping import bind_tenant
 
 __all__ = ["PAT_PREFIX", "ACCESS_LIFETIME", "create_personal_token", "refresh_access_token", "resolve_access_token",
            "revoke_personal_token", "is_personal", "looks_like_jwt", "PersonalTokenMinted"]
@@ -67,7 +66,15 @@ def looks_like_jwt(value: str) -> bool:
     return value.startswith("eyJ") and value.count(".") == 2 and len(value) <= MAX_TOKEN_CHARS
 
 
-def is_personal(token: ApiToken) -> bool:
+class _TokenLike(Protocol):
+    """What the checks below read: an :class:`ApiToken` or a :class:`~workspace.tenancy.repositories.ApiCaller`."""
+
+    prefix: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+def is_personal(token: _TokenLike) -> bool:
     return token.prefix.startswith(PAT_PREFIX)
 
 
@@ -84,7 +91,10 @@ def _claims(text: str, secret: str, token_type: str) -> dict[str, Any] | None:
     return dict(decoded.claims)
 
 
-def _live(token: ApiToken | None) -> ApiToken | None:
+_Token = TypeVar("_Token", bound=_TokenLike)
+
+
+def _live(token: _Token | None) -> _Token | None:
     if token is None or token.revoked_at is not None or not is_personal(token):
         return None
     if token.expires_at is not None and as_utc(token.expires_at) <= utcnow():  # type: ignore[operator]
@@ -136,15 +146,13 @@ def refresh_access_token(session: Session, refresh: str, secret: str) -> str | N
     return jwt.encode(_HEADER, claims, _key(secret))
 
 
-def resolve_access_token(session: Session, access: str, secret: str) -> ApiToken | None:
-    """The live PAT behind an access JWT, or None. Checked on every call: revocation is immediate."""
+def resolve_access_token(session: Session, access: str, secret: str) -> repo.ApiCaller | None:
+    """Whom the live PAT behind an access JWT speaks for, or None. Checked on every call: revocation
+    is immediate. The token names its tenant: it is looked up before a tenant is known."""
     claims = _claims(access, secret, "access")
     if claims is None or not isinstance(claims.get("tid"), int):
         return None
-    # The token names its tenant: look its PAT up before a tenant is known (like a legacy key's hash).
-    with unscoped(session, "an access token identifies its tenant"):
-        token = session.scalars(select(ApiToken).where(ApiToken.id == claims["tid"])).unique().first()
-    token = _live(token)
+    token = _live(repo.api_caller(session, token_id=claims["tid"]))
     if token is None or str(token.user_id) != str(claims.get("user_id")):
         return None
     return token

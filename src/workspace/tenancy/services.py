@@ -472,11 +472,11 @@ def revoke_api_token(session: Session, ctx: TenantContext, token_id: int) -> Api
     return token
 
 
-def resolve_api_key(session: Session, key: str) -> ApiToken | None:
-    """The live token for a presented key, or None (unknown, revoked, expired)."""
+def resolve_api_key(session: Session, key: str) -> repo.ApiCaller | None:
+    """Whom a presented legacy key speaks for, if the key is live, or None (unknown, revoked, expired)."""
     if not key or not key.startswith(TOKEN_PREFIX) or len(key) > 200:
         return None
-    token = repo.token_by_hash(session, digest(key))
+    token = repo.api_caller(session, token_hash=digest(key))
     if token is None or token.revoked_at is not None:
         return None
     if token.expires_at is not None and as_utc(token.expires_at) <= utcnow():  # type: ignore[operator]

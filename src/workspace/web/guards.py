@@ -16,20 +16,20 @@ neither answer tells an existing project from a missing one).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 from litestar.connection import ASGIConnection
 from litestar.exceptions import ImproperlyConfiguredException, NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from workspace.audit.chain import set_actor
 from workspace.lib.timeutil import as_utc, utcnow
 from workspace.tenancy import repositories as repo
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Forbidden, NotFound
-from workspace.tenancy.models import MEMBER_ACTIVE, User
+from workspace.tenancy.models import MEMBER_ACTIVE, ApiToken, User
 from workspace.tenancy.permissions import CATALOGUE, is_project_scoped
 from workspace.tenancy.scoping import bind_tenant
 from workspace.tenancy.services import resolve_api_key
@@ -73,7 +73,7 @@ def _session_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
     return user
 
 
-def _api_token(connection: ASGIConnection[Any, Any, Any, Any]):  # type: ignore[no-untyped-def]
+def _api_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> repo.ApiCaller:
     header = connection.headers.get("authorization") or ""
     scheme, _, key = header.partition(" ")
     api_key = connection.headers.get("x-api-key") if not header else None
@@ -84,27 +84,31 @@ def _api_token(connection: ASGIConnection[Any, Any, Any, Any]):  # type: ignore[
     db = request_session(connection)
     key = key.strip()
     if scheme.lower() == "bearer" and looks_like_jwt(key):  # a personal access token's access JWT
-        token = resolve_access_token(db, key, runtime_of(connection).settings.secret_key)
+        caller = resolve_access_token(db, key, runtime_of(connection).settings.secret_key)
     else:
-        token = resolve_api_key(db, key)
-    if token is None:
+        caller = resolve_api_key(db, key)
+    if caller is None:
         raise NotAuthorizedException("Invalid token.")
-    return token
+    if caller.membership_id is None or caller.membership_status != MEMBER_ACTIVE or not caller.user_active:
+        raise NotAuthorizedException("Invalid token.")
+    return caller
 
 
 def _resolve(connection: ASGIConnection[Any, Any, Any, Any], access: str) -> None:
     db = request_session(connection)
     runtime = runtime_of(connection)
     state = connection.scope.setdefault("state", {})
-    token = None
-    membership = None
     if is_api(connection):
-        token = _api_token(connection)
-        bind_tenant(db, token.tenant_id)
-        tenant, membership = repo.tenant_and_membership(db, token.tenant_id, token.user_id)
-        user = token.user
-        if tenant is None:
-            raise NotAuthorizedException("Invalid token.")
+        caller = _api_caller(connection)
+        bind_tenant(db, caller.tenant_id)
+        set_actor(db, request_actor(connection, type_="token", id_=str(caller.id),
+                                    label=f"{caller.user_email} ({caller.prefix}…)"))
+        last = as_utc(caller.last_used_at)
+        if last is None or utcnow() - last > TOKEN_TOUCH:
+            db.execute(update(ApiToken).where(ApiToken.id == caller.id).values(last_used_at=utcnow()))
+        member = _Member(caller.tenant_id, caller.tenant_slug, caller.tenant_name, caller.policy_version,
+                         caller.user_id, caller.user_email, caller.user_name, caller.membership_id, caller.role or "")
+        token_id: int | None = caller.id
     else:
         user = _session_user(connection)
         state[STATE_USER] = user
@@ -117,45 +121,53 @@ def _resolve(connection: ASGIConnection[Any, Any, Any, Any], access: str) -> Non
         tenant = repo.tenant_by_slug(db, slug)
         if tenant is None:
             raise NotFound("Page not found")
-    assert tenant is not None
-    if token is None:
         bind_tenant(db, tenant.id)
         membership = repo.membership_of(db, user.id)
-    if membership is None or membership.status != MEMBER_ACTIVE or not user.is_active:
-        if token is not None:
-            raise NotAuthorizedException("Invalid token.")
-        raise NotFound("Page not found")  # not a member: the tenant does not exist for them
-    if token is not None:
-        set_actor(db, request_actor(connection, type_="token", id_=str(token.id), label=f"{user.email} ({token.prefix}…)"))
-        last = as_utc(token.last_used_at)
-        if last is None or utcnow() - last > TOKEN_TOUCH:
-            token.last_used_at = utcnow()
-    runtime.authz.ensure_fresh(tenant.id, tenant.policy_version)
+        if membership is None or membership.status != MEMBER_ACTIVE or not user.is_active:
+            raise NotFound("Page not found")  # not a member: the tenant does not exist for them
+        member = _Member(tenant.id, tenant.slug, tenant.name, tenant.policy_version, user.id, user.email, user.name,
+                         membership.id, membership.role)
+        token_id = None
+    runtime.authz.ensure_fresh(member.tenant_id, member.policy_version)
     raw_project = connection.path_params.get("project_id")
     project_id = int(raw_project) if raw_project is not None else None
     ctx = TenantContext(
-        tenant_id=tenant.id,
-        tenant_slug=tenant.slug,
-        tenant_name=tenant.name,
-        user_id=user.id,
-        user_email=user.email,
-        user_name=user.name,
-        membership_id=membership.id,
-        role=membership.role,
-        permissions=runtime.authz.permissions(user.id, tenant.id, project_id),
-        via="token" if token is not None else "session",
-        token_id=token.id if token is not None else None,
+        tenant_id=member.tenant_id,
+        tenant_slug=member.tenant_slug,
+        tenant_name=member.tenant_name,
+        user_id=member.user_id,
+        user_email=member.user_email,
+        user_name=member.user_name,
+        membership_id=member.membership_id,
+        role=member.role,
+        permissions=runtime.authz.permissions(member.user_id, member.tenant_id, project_id),
+        via="token" if token_id is not None else "session",
+        token_id=token_id,
     )
     state[STATE_CTX] = ctx
     if access == PUBLIC or access == SIGNED_IN:
         return
     if ctx.has(access):
         return
-    if project_id is not None and not ctx.has("project:read") and is_project_scoped(membership.role):
+    if project_id is not None and not ctx.has("project:read") and is_project_scoped(member.role):
         # Outside their grants a project does not exist for this member: answer like a missing one.
         raise NotFound("Project not found")
     _record_denied(connection, ctx, access)
     raise Forbidden("You don't have permission to do that.")
+
+
+class _Member(NamedTuple):
+    """The member a request acts as, whether it came with a session cookie or an API credential."""
+
+    tenant_id: int
+    tenant_slug: str
+    tenant_name: str
+    policy_version: int
+    user_id: int
+    user_email: str
+    user_name: str
+    membership_id: int
+    role: str
 
 
 def _record_denied(connection: ASGIConnection[Any, Any, Any, Any], ctx: TenantContext, access: str) -> None:
