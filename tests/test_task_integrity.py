@@ -46,6 +46,33 @@ def test_a_task_cannot_point_at_another_tenants_project_or_a_missing_one(runtime
     assert _count(runtime, f"SELECT count(*) FROM task WHERE project_id = {mine}") == 3
 
 
+def test_an_update_is_checked_only_for_the_tasks_it_moves_and_still_refuses_bad_moves(runtime):
+    """PostgreSQL's UPDATE trigger (migration 0017) checks only rows whose (tenant, project) changed."""
+    acme, globex = make_tenant(runtime, "acme"), make_tenant(runtime, "globex")
+    mine, other = _project(runtime, acme.tenant_id, "Mine"), _project(runtime, acme.tenant_id, "Other")
+    theirs = _project(runtime, globex.tenant_id, "Theirs")
+    _insert_tasks(runtime, [(acme.tenant_id, mine)] * 3)
+    first = _count(runtime, "SELECT min(id) FROM task")
+    moves = (
+        (f"UPDATE task SET project_id = 999999 WHERE id = {first}", "a missing project"),
+        (f"UPDATE task SET project_id = {theirs} WHERE id = {first}", "another tenant's project"),
+        (f"UPDATE task SET tenant_id = {globex.tenant_id} WHERE id = {first}", "its project in another tenant"),
+        # Unchanged rows and a good move in the same statement do not hide the bad move.
+        (f"UPDATE task SET prediction_count = prediction_count + 1, "
+         f"project_id = CASE WHEN id = {first} THEN 999999 WHEN id = {first} + 1 THEN {other} ELSE project_id END",
+         "a missing project among good rows"),
+    )
+    for sql, why in moves:
+        with pytest.raises(IntegrityError), runtime.engine.begin() as conn:
+            conn.execute(text(sql))
+            pytest.fail(f"a task was moved to {why}")
+    assert _count(runtime, f"SELECT count(*) FROM task WHERE project_id = {mine} AND prediction_count = 0") == 3
+    with runtime.engine.begin() as conn:
+        conn.execute(text(f"UPDATE task SET project_id = {other} WHERE id = {first}"))
+        conn.execute(text("UPDATE task SET prediction_count = prediction_count + 1"))
+    assert _count(runtime, f"SELECT count(*) FROM task WHERE project_id = {other} AND prediction_count = 1") == 1
+
+
 def test_deleting_a_project_deletes_its_tasks_and_their_annotations_only(runtime):
     acme = make_tenant(runtime, "acme")
     gone, kept = _project(runtime, acme.tenant_id, "Gone"), _project(runtime, acme.tenant_id, "Kept")

@@ -43,6 +43,7 @@ __all__ = [
 ACTOR_KEY = "audit_actor"
 KEY_KEY = "audit_key"
 PENDING_KEY = "audit_pending"  # events collected by flushes, appended just before commit
+_ONE_STATEMENT_ROWS = 32  # up to this many events are written with the head in one statement (PostgreSQL)
 
 HASHED_FIELDS = (
     "tenant_id",
@@ -150,12 +151,14 @@ def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, A
         values["prev_hash"] = last_hash
         values["hash"] = last_hash = event_hash(last_hash, payload_of(values))
         rows.append(values)
-    conn.execute(insert(AuditEvent.__table__), rows)
-    conn.execute(
-        update(head_table)
-        .where(head_table.c.tenant_id == tenant_id)
-        .values(last_seq=last_seq, last_hash=last_hash, mac=head_mac(key, tenant_id, last_seq, last_hash))
-    )
+    move_head = (update(head_table).where(head_table.c.tenant_id == tenant_id)
+                 .values(last_seq=last_seq, last_hash=last_hash, mac=head_mac(key, tenant_id, last_seq, last_hash)))
+    if conn.dialect.name == "postgresql" and len(rows) <= _ONE_STATEMENT_ROWS:
+        # A request's few events and the head move in one round trip (the head row is locked meanwhile).
+        conn.execute(move_head.add_cte(insert(AuditEvent.__table__).values(rows).cte("appended")))
+    else:
+        conn.execute(insert(AuditEvent.__table__), rows)
+        conn.execute(move_head)
     return [r["seq"] for r in rows]
 
 

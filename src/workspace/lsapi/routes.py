@@ -613,7 +613,7 @@ def annotation_create(request: Request[Any, Any, Any], task_id: FromPath[int], d
     """The caller's annotation (``completed_by`` is always the caller), validated against the label
     config and submitted like on the labeling page: it enters the same review workflow."""
     db = _db(request)
-    task = tenancy_repo.fetch(db, Task, task_id, what="Task")
+    task, _project = svc.task_and_project(db, task_id)  # the project stays loaded for the service
     ctx = _project_ctx(request, task.project_id)
     return ser.annotation_json(svc.create_annotation(db, ctx, task, data))
 
@@ -669,7 +669,7 @@ def prediction_create(request: Request[Any, Any, Any], data: JSONBody[Json]) -> 
     if not isinstance(task_id, int) or isinstance(task_id, bool):
         raise Invalid('Give the task id as "task".', field="task")
     db = _db(request)
-    task = tenancy_repo.fetch(db, Task, task_id, what="Task")
+    task, _project = svc.task_and_project(db, task_id)  # the project stays loaded for the service
     ctx = _project_ctx(request, task.project_id)
     return ser.prediction_json(svc.create_prediction(db, ctx, task, data))
 

@@ -50,7 +50,7 @@ from workspace.workflow.settings import workflow_settings
 from workspace.workflow.tally import TaskTotals, project_totals
 
 __all__ = ["ImportResult", "TaskPage", "import_json", "task_page", "project_counters", "users_by_id",
-           "inner_id", "visible_task", "task_children", "create_task", "update_task", "delete_task",
+           "inner_id", "visible_task", "task_and_project", "task_children", "create_task", "update_task", "delete_task",
            "create_annotation", "update_annotation", "delete_annotation", "annotation_of", "create_prediction",
            "update_prediction", "delete_prediction", "prediction_of", "import_predictions", "maximum_annotations",
            "visible_annotations"]
@@ -417,6 +417,16 @@ def _audit_prediction(session: Session, ctx: TenantContext, verb: str, p: Predic
                       changes: dict[str, Any] | None = None) -> None:
     record(session, f"prediction.{verb}", tenant_id=ctx.tenant_id, object_type="prediction", object_id=p.id,
            object_label=f"prediction {p.id} of task {p.task_id}", changes=changes or {})
+
+
+def task_and_project(session: Session, task_id: int) -> tuple[Task, Project]:
+    """A task of the tenant and its project, in one query (NotFound like a missing task). Hold on to
+    both: later lookups of either in the request are answered from the session."""
+    row = session.execute(select(Task, Project).join(Project, Project.id == Task.project_id)
+                          .where(Task.id == task_id)).first()
+    if row is None:
+        raise NotFound("Task not found")
+    return row[0], row[1]
 
 
 def create_prediction(session: Session, ctx: TenantContext, task: Task, body: dict[str, Any]) -> Prediction:
