@@ -4,10 +4,13 @@ The parsers (``workflow.importing``) stream the file and validate every task aga
 label config uses; this service inserts each batch (tasks, then their annotations and predictions)
 in the caller's transaction, so an error anywhere rolls the whole import back.
 
-Parsing runs in a second thread, a couple of batches ahead of the writes: it reads the file and
-serializes plain tasks into rows ready for the database (``TaskBulkWriter.prepare``), while the
-caller's thread writes the previous batch (both database drivers release the GIL while the server or
-SQLite works). The session is only used in the caller's thread; errors arrive there in file order.
+Parsing runs in a second thread, a few parts ahead of the writes: it reads the file and serializes
+plain tasks into rows ready for the database (``TaskBulkWriter.prepare``), a part of at most
+``PART_TASKS`` at a time, while the caller's thread writes the previous part (both database drivers
+release the GIL while the server or SQLite works). A batch's plain tasks go to the database as one
+``TaskStream`` (PostgreSQL: one ``COPY``, so a batch costs one statement however many parts it has,
+and the server inserts while the next part is parsed). The session is only used in the caller's
+thread; errors arrive there in file order.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from workspace.tenancy.errors import Conflict, Invalid
 from workspace.workflow.importing import (
     ImportLimits,
     TaskImportError,
+    TaskRecord,
     content_fingerprint,
     detect_format,
     iter_parsed_batches,
@@ -35,10 +39,14 @@ from workspace.workflow.importing import (
 )
 from workspace.workflow.label_config import parse_label_config
 from workspace.workflow.models import ImportBatch
-from workspace.workflow.repositories import PreparedRecords, TaskBulkWriter
+from workspace.workflow.repositories import PreparedRecords, TaskBulkWriter, TaskStream
 from workspace.workflow.services import get_project
 
-__all__ = ["import_tasks", "previous_import"]
+__all__ = ["PART_TASKS", "import_tasks", "previous_import"]
+
+# Most tasks parsed and serialized at a time: small enough that the database's work on one part
+# overlaps the parsing of the next, large enough that the per-part costs stay small.
+PART_TASKS = 1000
 
 
 def previous_import(session: Session, project_id: int, fingerprint: str) -> ImportBatch | None:
@@ -66,8 +74,8 @@ def import_tasks(
     ``on_batch(tasks_so_far, bytes_read)`` is called after each inserted batch (progress for import jobs;
     it may raise to abort the import, which then rolls back like any other error).
 
-    Memory: at most about four batches of ``batch_size`` tasks (two parsed ahead, one being parsed,
-    one being written), whatever the file's size.
+    Memory: at most about two batches of ``batch_size`` tasks (a batch of tasks with annotations
+    gathered, parts parsed ahead, one being parsed, one being written), whatever the file's size.
     """
     project = get_project(session, project_id)
     config = parse_label_config(project.label_config)
@@ -88,21 +96,45 @@ def import_tasks(
     session.add(batch)
     session.flush()
     writer = TaskBulkWriter(session, project_id=project.id, import_id=batch.id)
-    stream = _Prefetched(_prepared_batches(source, fmt, filename, config.data_fields, batch_size, limits, writer))
-    tasks = annotations = predictions = 0
+    part, parts = _parts(batch_size)
+    # The first batch's statement starts before the parser thread does: the Python work of running a
+    # statement would otherwise wait for the GIL, which the parser holds (an API import is one batch).
+    plain: TaskStream | None = writer.stream(part * parts)  # the batch's plain tasks so far, while more may follow
+    try:
+        stream = _Prefetched(_prepared_parts(source, fmt, filename, config.data_fields, part, parts, limits, writer))
+    except BaseException as exc:
+        plain.close(exc)
+        raise
+    tasks = annotations = predictions = in_batch = 0
     try:
         for prepared in stream:
-            if isinstance(prepared.rows, PreparedRecords):
+            records = isinstance(prepared.rows, PreparedRecords)
+            if plain is not None and records:
+                plain.close()  # the COPY ends before the next statement
+                plain = None
+            if records:
                 added_annotations, added_predictions = writer.write_records(prepared.rows)
                 annotations += added_annotations
                 predictions += added_predictions
-            else:
-                writer.write(prepared.rows)
+            elif prepared.count:
+                if plain is None:
+                    plain = writer.stream(part * parts - in_batch)
+                plain.write(prepared.rows)
             tasks += prepared.count
-            if on_batch is not None:
-                on_batch(tasks, prepared.position)
-    except TaskImportError as exc:
-        raise Invalid(f"{filename}: {exc} Nothing was imported.", field="file") from None
+            in_batch += prepared.count
+            if prepared.ends_batch:
+                if plain is not None:
+                    plain.close()
+                    plain = None
+                in_batch = 0
+                if on_batch is not None:
+                    on_batch(tasks, prepared.position)
+    except BaseException as exc:
+        if plain is not None:
+            plain.close(exc)
+        if isinstance(exc, TaskImportError):
+            raise Invalid(f"{filename}: {exc} Nothing was imported.", field="file") from None
+        raise
     finally:
         stream.close()
     if tasks == 0:
@@ -118,24 +150,50 @@ def import_tasks(
 
 
 class _Prepared(NamedTuple):
-    """One parsed batch of ``count`` tasks, serialized for the writer (``PreparedRecords`` when some
-    task has annotations or predictions); ``position`` is how far the file has been read."""
+    """``count`` parsed tasks serialized for the writer: plain tasks (a part), or ``PreparedRecords``
+    (the batch's tasks with annotations or predictions, gathered); ``position`` is how far the file has
+    been read, ``ends_batch`` whether these are the last tasks of a batch."""
 
     count: int
     rows: Any
     position: int
+    ends_batch: bool
 
 
-def _prepared_batches(source: BinaryIO, fmt: str, filename: str, required: AbstractSet[str], batch_size: int,
-                      limits: ImportLimits, writer: TaskBulkWriter) -> Iterator[_Prepared]:
-    """Parse and validate the file, and serialize each batch for the writer (no database)."""
-    for parsed in iter_parsed_batches(source, format=fmt, filename=filename, required_fields=required,
-                                      batch_size=batch_size, limits=limits):
-        now = utcnow()
-        if parsed.records is None:
-            yield _Prepared(len(parsed.datas), writer.prepare(parsed.datas, now), source.tell())
+def _parts(batch_size: int) -> tuple[int, int]:
+    """Parts of about equal size, at most ``PART_TASKS`` each, that a batch is parsed in: (size, count)."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    count = -(-batch_size // PART_TASKS)
+    return -(-batch_size // count), count
+
+
+def _prepared_parts(source: BinaryIO, fmt: str, filename: str, required: AbstractSet[str], part: int, parts: int,
+                    limits: ImportLimits, writer: TaskBulkWriter) -> Iterator[_Prepared]:
+    """Parse and validate the file, and serialize it for the writer (no database), in batches of
+    ``parts`` parts of ``part`` tasks. Plain tasks go a part at a time; tasks with annotations or
+    predictions are gathered up to the next plain part or the batch's end, to be written together."""
+    gathered: list[TaskRecord] = []
+    now = utcnow()
+    done = 0
+    for done, parsed in enumerate(iter_parsed_batches(source, format=fmt, filename=filename, required_fields=required,
+                                                      batch_size=part, limits=limits), 1):
+        ends_batch = done % parts == 0
+        if parsed.records is not None:
+            gathered.extend(parsed.records)
         else:
-            yield _Prepared(len(parsed.records), writer.prepare_records(parsed.records, now), source.tell())
+            if gathered:
+                yield _Prepared(len(gathered), writer.prepare_records(gathered, now), source.tell(), False)
+                gathered = []
+            yield _Prepared(len(parsed.datas), writer.prepare(parsed.datas, now), source.tell(), ends_batch)
+        if gathered and ends_batch:
+            yield _Prepared(len(gathered), writer.prepare_records(gathered, now), source.tell(), True)
+            gathered = []
+        if ends_batch:
+            now = utcnow()
+    if gathered or done % parts:
+        rows = writer.prepare_records(gathered, now) if gathered else None  # None: only the batch's end
+        yield _Prepared(len(gathered), rows, source.tell(), True)
 
 
 _END: Any = object()

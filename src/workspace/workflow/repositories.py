@@ -31,7 +31,7 @@ from workspace.tenancy.scoping import bulk_tenant_id
 from workspace.workflow.importing import TaskRecord
 from workspace.workflow.models import Annotation, Project, Task
 
-__all__ = ["PreparedRecords", "TaskBulkWriter", "allocate_inner_ids", "copy_escape", "insert_tasks"]
+__all__ = ["PreparedRecords", "TaskBulkWriter", "TaskStream", "allocate_inner_ids", "copy_escape", "insert_tasks"]
 
 _COPY_COLUMNS = ("tenant_id", "project_id", "data", "import_id", "created_at", "annotation_count", "prediction_count",
                  "inner_id")
@@ -52,17 +52,24 @@ _encode_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _json_writer(escape: Callable[[str], str], encode: Callable[[Any], str]) -> Callable[[dict[str, Any]], str]:
-    """``encode`` (a default ``json`` encoder), sped up for the usual task: an object of strings.
+    """``encode`` (a default ``json`` encoder), sped up for the usual task: an object of strings,
+    integers, booleans and nulls (``{"text": ..., "idx": 7}``).
 
     Builds exactly the text ``encode`` would (separators ``", "`` and ``": "``, ``escape`` being the
-    encoder's own string escaper), several times faster than going through the encoder per row.
+    encoder's own string escaper, integers as ``int.__repr__`` like the encoder), several times faster
+    than going through the encoder per row. Anything else (floats, nested values) goes to ``encode``.
     """
+    scalars: dict[type, Callable[[Any], str]] = {
+        str: escape, int: int.__repr__, bool: {True: "true", False: "false"}.__getitem__, type(None): lambda _: "null"}
+    writer_of = scalars.get
+
     def write(data: dict[str, Any]) -> str:
         parts = []
         for key, value in data.items():
-            if type(value) is not str or type(key) is not str:
+            text = writer_of(type(value))
+            if text is None or type(key) is not str:
                 return encode(data)
-            parts.append(escape(key) + ": " + escape(value))
+            parts.append(escape(key) + ": " + text(value))
         return "{" + ", ".join(parts) + "}"
 
     return write
@@ -147,6 +154,67 @@ def insert_tasks(session: Session, rows: list[dict[str, Any]], *, need_ids: bool
     return []
 
 
+class TaskStream:
+    """Plain tasks written in parts as they are parsed, up to ``most`` of them, numbered in file order.
+
+    PostgreSQL: the inner ids for ``most`` tasks are taken up front and one ``COPY`` stays open, so the
+    server inserts each part while the caller parses the next one, for the cost of one statement
+    (its statement triggers included); :meth:`close` ends it and gives back the numbers not used.
+    Nothing else may use the session meanwhile. SQLite: each part is inserted when it is written.
+    Used as a context manager: an exception aborts the ``COPY`` (the caller's rollback removes it all).
+    """
+
+    def __init__(self, writer: TaskBulkWriter, most: int) -> None:
+        self._writer = writer
+        self._copy: Any = None
+        if not writer.postgres or most < 1:
+            return
+        self._next = allocate_inner_ids(writer._session, writer.project_id, most)
+        self._end = self._next + most
+        raw = writer._session.connection().connection.dbapi_connection
+        self._cursor = raw.cursor()  # type: ignore[union-attr]
+        try:
+            self._statement = self._cursor.copy(f"COPY task ({', '.join(_BULK_COLUMNS)}) FROM STDIN")
+            self._copy = self._statement.__enter__()
+        except BaseException:
+            self._cursor.close()
+            raise
+
+    def write(self, prepared: Any) -> None:
+        """Add the tasks of one :meth:`TaskBulkWriter.prepare` result."""
+        if not self._writer.postgres:
+            self._writer._insert_plain(prepared)
+            return
+        if not prepared:
+            return
+        first, n = self._next, len(prepared)
+        room = self._end - first if self._copy is not None else 0
+        if n > room:
+            raise ValueError(f"the task stream has room for {room} more tasks, not {n}")
+        numbers = map(b"%d\n".__mod__, range(first, first + n))
+        # About 0.15 µs a row, all in C: formatting and joining, no Python per row.
+        self._copy.write(b"".join(chain.from_iterable(zip(prepared, numbers))))
+        self._next = first + n
+
+    def close(self, error: BaseException | None = None) -> None:
+        """End the ``COPY``: its rows are in the table when this returns (or ``error`` cancels it)."""
+        if self._copy is None:
+            return
+        self._copy = None
+        try:
+            self._statement.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
+        finally:
+            self._cursor.close()
+        if error is None and self._end > self._next:
+            self._writer._give_back_inner_ids(self._end - self._next)
+
+    def __enter__(self) -> TaskStream:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        self.close(error)
+
+
 class PreparedRecords(NamedTuple):
     """Tasks with annotations or predictions, serialized but for the task ids (``TaskBulkWriter``)."""
 
@@ -164,8 +232,10 @@ class TaskBulkWriter:
     when it returns (PostgreSQL: one ``COPY`` statement per table and batch), so an error, or the
     caller's decision to stop, leaves nothing behind that the transaction's rollback doesn't remove.
 
-    Plain tasks: :meth:`prepare` (no database; it may run in a parser thread) then :meth:`write`;
-    tasks with annotations or predictions: :meth:`prepare_records` then :meth:`write_records`.
+    Plain tasks: :meth:`prepare` (no database; it may run in a parser thread) then :meth:`write`, or
+    several prepared parts into one :meth:`stream` (PostgreSQL: one ``COPY`` that the server works on
+    while the next part is being parsed); tasks with annotations or predictions: :meth:`prepare_records`
+    then :meth:`write_records`.
     """
 
     def __init__(self, session: Session, *, project_id: int, import_id: int) -> None:
@@ -199,17 +269,17 @@ class TaskBulkWriter:
     # -- plain tasks, serialized without the database (may run in a parser thread) -------------------
 
     def prepare(self, datas: Sequence[dict[str, Any]], created_at: datetime) -> Any:
-        """The rows for ``datas`` as :meth:`write` takes them, all but their inner ids: COPY text
-        (bytes) on PostgreSQL; on SQLite the import's constants and the data's JSON texts."""
+        """The rows for ``datas`` as :meth:`write` takes them, all but their inner ids: COPY lines
+        (a list of bytes) on PostgreSQL; on SQLite the import's constants and the data's JSON texts."""
         if self.postgres:
-            return self._copy_text(datas, created_at)
+            return self._copy_text(datas, created_at).split(b"\n")  # COPY text holds no raw newline but between lines
         serialize = self._serialize
         constants = [self.tenant_id, self.project_id, self.import_id, self._datetime(created_at)]
         return constants, [serialize(data) for data in datas]
 
     def _copy_text(self, datas: Sequence[dict[str, Any]], created_at: datetime) -> bytes:
         """COPY lines without their last field (the inner id), each ending with its tab; lines are
-        separated by newlines, and :meth:`write` appends each one's inner id and newline."""
+        separated by newlines, and :class:`TaskStream` appends each one's inner id and newline."""
         prefix = f"{self.tenant_id}\t{self.project_id}\t{self.import_id}\t{created_at.isoformat()}\t0\t0\t"
         texts = [_json_text(data) for data in datas]
         body = "\n".join(texts)
@@ -225,15 +295,17 @@ class TaskBulkWriter:
     def write(self, prepared: Any) -> None:
         """Insert the plain tasks :meth:`prepare` made, numbered in the project now; they are in the
         table when this returns."""
+        count = len(prepared) if self.postgres else len(prepared[1])
+        with self.stream(count) as stream:
+            stream.write(prepared)
+
+    def stream(self, most: int) -> TaskStream:
+        """A :class:`TaskStream` for up to ``most`` plain tasks, in parts that :meth:`prepare` made."""
+        return TaskStream(self, most)
+
+    def _insert_plain(self, prepared: tuple[list[Any], list[Any]]) -> None:
+        """SQLite: insert the plain tasks :meth:`prepare` made, numbered in the project now."""
         raw = self._session.connection().connection.dbapi_connection
-        if self.postgres:
-            if prepared:
-                lines = prepared.split(b"\n")  # COPY text holds no raw newline but between lines
-                first = allocate_inner_ids(self._session, self.project_id, len(lines))
-                numbers = map(b"%d\n".__mod__, range(first, first + len(lines)))
-                # About 0.15 µs a row, all in C: splitting, formatting and joining, no Python per row.
-                self._copy(raw, "task", _BULK_COLUMNS, b"".join(chain.from_iterable(zip(lines, numbers))))
-            return
         constants, texts = prepared
         if not texts:
             return
@@ -259,6 +331,13 @@ class TaskBulkWriter:
             values = ",".join(f"(?1,?2,?3,?4,0,0,?{i},?5+{i - 6})" for i in range(6, rows + 6))
             sql = self._inserts[key] = f"INSERT INTO task ({', '.join(_BULK_COLUMNS)}) VALUES {values}"
         return sql
+
+    def _give_back_inner_ids(self, n: int) -> None:
+        """Return the last ``n`` inner ids this writer took and did not use. Only right while the
+        transaction holds the project row (since its first :func:`allocate_inner_ids`), so no one
+        else took numbers after them: the project's next tasks get them, and numbering stays gapless."""
+        self._session.execute(update(Project).where(Project.id == self.project_id)
+                              .values(task_seq=Project.task_seq - n))
 
     # -- tasks with annotations or predictions ------------------------------------------------------
 
