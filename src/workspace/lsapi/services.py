@@ -18,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from workspace.audit.chain import record
 from workspace.lib.timeutil import utcnow
@@ -29,6 +29,7 @@ from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Forbidden, Invalid, NotFound
 from workspace.tenancy.models import User
 from workspace.tenancy.repositories import fetch
+from workspace.tenancy.scoping import bulk_tenant_id
 from workspace.workflow.annotations import skip_task, submit_annotation, validate_draft
 from workspace.workflow.datamanager import Filters, conditions, delete_tasks, own_tasks
 from workspace.workflow.imports import import_tasks
@@ -434,10 +435,23 @@ def create_prediction(session: Session, ctx: TenantContext, task: Task, body: di
     fields = _prediction_fields(project, task, body, partial=False)
     p = Prediction(project_id=project.id, task_id=task.id, result=fields["result"], score=fields.get("score"),
                    model_version=fields.get("model_version", ""), created_at=utcnow())
-    session.add(p)
-    session.flush()
-    session.execute(update(Task).where(Task.id == task.id).values(prediction_count=Task.prediction_count + 1)
-                    .execution_options(synchronize_session=False))
+    count = update(Task).where(Task.id == task.id).values(prediction_count=Task.prediction_count + 1)
+    if session.get_bind().dialect.name == "postgresql":
+        # The row and its task's count in one round trip (the count stays in the database: concurrent
+        # creates all count). The tenant is the session's, written as the flush hook would.
+        made = (insert(Prediction).values(tenant_id=bulk_tenant_id(session), project_id=p.project_id,
+                                          task_id=p.task_id, result=p.result, score=p.score,
+                                          model_version=p.model_version, created_at=p.created_at)
+                .returning(Prediction.id).cte("made"))
+        p.id = session.execute(count.add_cte(made).returning(select(made.c.id).scalar_subquery())
+                               .execution_options(synchronize_session=False)).scalar_one()
+        p.tenant_id = bulk_tenant_id(session)
+        make_transient_to_detached(p)  # the row exists: the session holds it like one it loaded
+        session.add(p)
+    else:
+        session.add(p)
+        session.flush()
+        session.execute(count.execution_options(synchronize_session=False))
     _audit_prediction(session, ctx, "created", p, {"model_version": [None, p.model_version], "score": [None, p.score]})
     return p
 
