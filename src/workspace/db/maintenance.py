@@ -1,15 +1,19 @@
-"""Table upkeep after bulk writes: ``VACUUM (ANALYZE)`` soon after a large import commits (PostgreSQL).
+"""Table upkeep after bulk writes: ``ANALYZE`` soon after a large import commits (PostgreSQL).
 
-Right after a bulk insert PostgreSQL's planner still believes the table's old statistics (it picks
-bitmap heap scans for a project it thinks holds a few hundred rows), and the new pages are not yet
-marked all-visible, so an index-only scan (a page of tasks by position, a task's position in its
-project) must visit the heap for every row it passes. Autovacuum fixes both, but only on its own
-schedule (a minute or more later). Large imports ask for it here instead: once their transaction
-commits, a background thread of this process runs ``VACUUM (ANALYZE)`` on the table, on its own
-autocommit connection, after a short quiet period so that back-to-back imports (an API client sending
-batches) lead to one run, not one per batch. Vacuum takes no lock that blocks reads or writes.
+Right after a bulk insert PostgreSQL's planner still believes the table's old statistics: it thinks a
+project of 100,000 fresh tasks holds a few hundred and picks plans for that (bitmap heap scans where an
+index scan is four times faster). Autovacuum's analyze fixes it, but only on its own schedule (a minute
+or more later). Large imports ask for it here instead: once their transaction commits, a background
+thread of this process runs ``ANALYZE`` on the table, on its own autocommit connection, after a short
+quiet period so that back-to-back imports (an API client sending batches) lead to one run, not one per
+batch. ANALYZE reads a sample (30,000 rows at most), so it is cheap whatever the table's size, and
+takes no lock that blocks reads or writes.
 
-SQLite needs none of this (its planner uses no such statistics here, and it has no visibility map).
+Vacuuming the new rows (the visibility map, for index-only scans) is left to autovacuum: it reads every
+new page, which costs as much as a good part of the import itself, and the API's hot reads (a page of
+tasks, a task's position) no longer scan the project (stored inner ids, ``lsapi.services._TaskOrder``).
+
+SQLite needs none of this (no such statistics are kept here).
 """
 
 from __future__ import annotations
@@ -21,14 +25,14 @@ from typing import Final
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
-__all__ = ["vacuum_after_commit", "VACUUM_MIN_ROWS", "QUIET_SECONDS"]
+__all__ = ["analyze_after_commit", "ANALYZE_MIN_ROWS", "QUIET_SECONDS"]
 
 log = logging.getLogger(__name__)
 
-VACUUM_MIN_ROWS: Final = 5_000  # smaller writes are left to autovacuum
+ANALYZE_MIN_ROWS: Final = 5_000  # smaller writes are left to autovacuum
 QUIET_SECONDS: Final = 1.0  # runs this long after the last large write of the table committed
 _TABLES: Final = frozenset({"task"})  # the only tables named here: never text from input
-_SESSION_KEY = "maintenance_vacuum"
+_SESSION_KEY = "maintenance_analyze"
 
 
 class _Debounced:
@@ -55,22 +59,22 @@ class _Debounced:
                 del self._timers[key]
         try:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text(f"VACUUM (ANALYZE) {table}"))
+                conn.execute(text(f"ANALYZE {table}"))
         except Exception:  # upkeep only: autovacuum does the same later
-            log.warning("VACUUM (ANALYZE) %s after a bulk import failed", table, exc_info=True)
+            log.warning("ANALYZE %s after a bulk import failed", table, exc_info=True)
 
 
 _debounced = _Debounced()
 
 
-def vacuum_after_commit(session: Session, table: str, rows: int) -> None:
-    """Ask for ``VACUUM (ANALYZE) table`` once this session's transaction commits (PostgreSQL, and
-    only for ``rows`` >= :data:`VACUUM_MIN_ROWS`). Nothing happens on rollback."""
+def analyze_after_commit(session: Session, table: str, rows: int) -> None:
+    """Ask for ``ANALYZE table`` once this session's transaction commits (PostgreSQL, and only for
+    ``rows`` >= :data:`ANALYZE_MIN_ROWS`). Nothing happens on rollback."""
     if table not in _TABLES:
         raise ValueError(f"no upkeep is defined for table {table!r}")
     bind = session.get_bind()
     engine = bind.engine if hasattr(bind, "engine") else bind
-    if rows < VACUUM_MIN_ROWS or engine.dialect.name != "postgresql":
+    if rows < ANALYZE_MIN_ROWS or engine.dialect.name != "postgresql":
         return
     wanted: set[str] = session.info.setdefault(_SESSION_KEY, set())
     wanted.add(table)

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workspace.db.maintenance import vacuum_after_commit
+from workspace.db.maintenance import analyze_after_commit
 from workspace.lib.timeutil import utcnow
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Conflict, Invalid
@@ -141,7 +141,7 @@ def import_tasks(
         raise Invalid(f"{filename}: the file holds no tasks. Nothing was imported.", field="file")
     batch.task_count, batch.annotation_count, batch.prediction_count = tasks, annotations, predictions
     session.flush()
-    vacuum_after_commit(session, "task", tasks)  # fresh planner statistics and visibility for the new rows
+    analyze_after_commit(session, "task", tasks)  # fresh planner statistics for the new rows
     from workspace.webhooks.services import emit  # sent only if this import commits
 
     emit(session, ctx, "import.completed", project.id, {"import_id": batch.id, "filename": batch.filename,
