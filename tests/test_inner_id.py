@@ -16,6 +16,7 @@ from alembic import command
 from sqlalchemy import select, text
 
 from conftest import api_token, make_tenant
+from lsapi_client import RESULT, Api
 from workspace.db.migrate import alembic_config
 from workspace.lib.timeutil import utcnow
 from workspace.tenancy.context import TenantContext
@@ -23,35 +24,6 @@ from workspace.tenancy.scoping import stamp_rows
 from workspace.workflow.imports import import_tasks
 from workspace.workflow.models import Task
 from workspace.workflow.repositories import insert_tasks
-
-CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Choices name="sentiment" toName="text" choice="single">
-    <Choice value="Positive"/>
-    <Choice value="Negative"/>
-  </Choices>
-</View>"""
-RESULT = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Positive"]}}]
-
-
-class Api:
-    def __init__(self, client: Any, token: str) -> None:
-        self.client = client
-        self.headers = {"Authorization": f"Token {token}"}
-
-    def __call__(self, method: str, url: str, body: Any = None, status: int | None = None) -> Any:
-        r = self.client.request(method, url, json=body, headers=self.headers)
-        assert r.status_code < 300 if status is None else r.status_code == status, (method, url, r.status_code, r.text)
-        return r.json() if r.content else None
-
-    def project(self, title: str) -> int:
-        return self("POST", "/api/projects/", {"title": title, "label_config": CONFIG})["id"]
-
-    def import_tasks(self, project_id: int, items: list[Any]) -> list[int]:
-        return self("POST", f"/api/projects/{project_id}/import?return_task_ids=true", items)["task_ids"]
-
-    def create_task(self, project_id: int, body: str) -> dict[str, Any]:
-        return self("POST", "/api/tasks/", {"project": project_id, "data": {"text": body}}, status=201)
 
 
 @pytest.fixture

@@ -14,16 +14,8 @@ from typing import Any
 
 import pytest
 from conftest import add_member, api_token, grant_project, make_tenant
+from lsapi_client import CONFIG, RESULT
 from sqlalchemy import func, select
-
-CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Choices name="sentiment" toName="text" choice="single">
-    <Choice value="Positive"/>
-    <Choice value="Negative"/>
-  </Choices>
-</View>"""
-RESULT = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Positive"]}}]
 
 ROLES = ("owner", "admin", "manager", "reviewer", "annotator", "outsider", "auditor", "other")
 # Who holds what on the project (the outsider is an annotator without a grant; "other" is another tenant).

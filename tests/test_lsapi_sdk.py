@@ -15,19 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import World, add_member, api_token, make_tenant
+from lsapi_client import CONFIG
 from sqlalchemy import select
 
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
-
-CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Choices name="sentiment" toName="text" choice="single">
-    <Choice value="Positive"/>
-    <Choice value="Negative"/>
-  </Choices>
-</View>"""
-
 
 def choice(label: str) -> list[dict]:
     return [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]

@@ -9,42 +9,16 @@ task list and project JSON must show the real totals.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
 from conftest import add_member, api_token, grant_project, make_tenant
+from lsapi_client import RESULT, Api
 from sqlalchemy import select, text
 
 from workspace.lsapi import services as lsapi
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.permissions import CATALOGUE
 from workspace.workflow.models import Task
-
-CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Choices name="sentiment" toName="text" choice="single">
-    <Choice value="Positive"/>
-    <Choice value="Negative"/>
-  </Choices>
-</View>"""
-RESULT = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Positive"]}}]
-
-
-class Api:
-    def __init__(self, client: Any, token: str) -> None:
-        self.client = client
-        self.headers = {"Authorization": f"Token {token}"}
-
-    def __call__(self, method: str, url: str, body: Any = None, status: int | None = None) -> Any:
-        r = self.client.request(method, url, json=body, headers=self.headers)
-        assert r.status_code < 300 if status is None else r.status_code == status, (method, url, r.status_code, r.text)
-        return r.json() if r.content else None
-
-    def project(self, title: str = "Tally") -> int:
-        return self("POST", "/api/projects/", {"title": title, "label_config": CONFIG})["id"]
-
-    def import_tasks(self, project_id: int, items: list[Any]) -> list[int]:
-        return self("POST", f"/api/projects/{project_id}/import?return_task_ids=true", items)["task_ids"]
 
 
 @pytest.fixture
