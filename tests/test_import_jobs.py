@@ -8,16 +8,14 @@ Embedded mode (in-process worker) runs on both databases; production mode runs a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
-import uuid
 from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
 
 from conftest import SECRET, csrf_token, login, make_tenant, post_form
+from worker_process import worker_process
 from workspace.audit.models import AuditEvent
 from workspace.config import load_settings
 from workspace.jobs.models import Job
@@ -229,21 +227,12 @@ def test_worker_process_runs_import_job_from_s3(database, redis_url, tmp_path, m
     from litestar.testing import TestClient
 
     from workspace.app import create_app
-    from workspace.runtime import build_runtime
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKSPACE_")}
-    env.update({"WORKSPACE_DATA_DIR": str(tmp_path / "data"), "WORKSPACE_SECRET_KEY": SECRET,
-                "WORKSPACE_DATABASE_URL": database.url, "WORKSPACE_REDIS_URL": redis_url,
-                "WORKSPACE_S3_ENDPOINT": moto_endpoint.removeprefix("http://"), "WORKSPACE_S3_SECURE": "false",
-                "WORKSPACE_S3_ACCESS_KEY": "testing", "WORKSPACE_S3_SECRET_KEY": "testing",
-                "WORKSPACE_S3_BUCKET": "jobs-test", "WORKSPACE_IMPORT_JOB_BYTES": str(THRESHOLD),
-                "WORKSPACE_JOBS_NAMESPACE": f"ws-test-{uuid.uuid4().hex[:8]}", "PYTHONUNBUFFERED": "1"})
-    settings = load_settings(env)
-    runtime = build_runtime(settings, watch_policy=False)
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
-    worker = subprocess.Popen([os.path.join(os.path.dirname(os.sys.executable), "workspace"), "worker",
-                               "--processes", "1", "--threads", "2"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with worker_process(database.url, redis_url, tmp_path,
+                        WORKSPACE_S3_ENDPOINT=moto_endpoint.removeprefix("http://"), WORKSPACE_S3_SECURE="false",
+                        WORKSPACE_S3_ACCESS_KEY="testing", WORKSPACE_S3_SECRET_KEY="testing",
+                        WORKSPACE_S3_BUCKET="jobs-test", WORKSPACE_IMPORT_JOB_BYTES=str(THRESHOLD)) as run:
+        settings, runtime, worker = run.settings, run.runtime, run.worker
         with TestClient(create_app(settings, runtime=runtime), base_url="http://testserver.local") as client:
             client.follow_redirects = False
             world, pid = _project(client, runtime)
@@ -252,17 +241,9 @@ def test_worker_process_runs_import_job_from_s3(database, redis_url, tmp_path, m
             assert len(_stored_uploads(runtime, world)) == 1  # in S3, where the worker can read it
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and job.status != "succeeded":
-                assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+                assert worker.poll() is None, run.log_tail()
                 time.sleep(0.3)
                 [job] = _jobs(runtime, world)
-            assert job.status == "succeeded", (job.status, job.message, (tmp_path / "worker.log").read_text()[-3000:])
+            assert job.status == "succeeded", (job.status, job.message, run.log_tail())
             assert _count(runtime, world, Task) == 5000
             assert _stored_uploads(runtime, world) == []
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
-        runtime.close()

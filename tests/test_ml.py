@@ -6,9 +6,7 @@ Plus tenant isolation, permissions, and a real `workspace worker` process on Pos
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import threading
 import time
 import uuid
@@ -17,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import func, select
 
-from conftest import SECRET, add_member, csrf_token, grant_project, login, make_tenant, post_form
+from conftest import add_member, csrf_token, grant_project, login, make_tenant, post_form
+from worker_process import worker_process
 from workspace.audit.models import AuditEvent
-from workspace.config import load_settings
 from workspace.jobs.models import Job
 from workspace.lib.outbound import OutboundPolicy
 from workspace.ml.models import MLBackend
@@ -534,18 +532,9 @@ def test_worker_process_runs_a_predict_job(database, redis_url, tmp_path):
     from litestar.testing import TestClient
 
     from workspace.app import create_app
-    from workspace.runtime import build_runtime
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKSPACE_")}
-    env.update({"WORKSPACE_DATA_DIR": str(tmp_path / "data"), "WORKSPACE_SECRET_KEY": SECRET,
-                "WORKSPACE_DATABASE_URL": database.url, "WORKSPACE_REDIS_URL": redis_url,
-                "WORKSPACE_JOBS_NAMESPACE": f"ws-test-{uuid.uuid4().hex[:8]}", "PYTHONUNBUFFERED": "1"})
-    settings = load_settings(env)
-    runtime = build_runtime(settings, watch_policy=False)
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
-    worker = subprocess.Popen([os.path.join(os.path.dirname(os.sys.executable), "workspace"), "worker",
-                               "--processes", "1", "--threads", "2"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with worker_process(database.url, redis_url, tmp_path) as run:
+        settings, runtime, worker = run.settings, run.runtime, run.worker
         with TestClient(create_app(settings, runtime=runtime), base_url="http://testserver.local") as client:
             client.follow_redirects = False
             world = make_tenant(runtime, "acme")
@@ -562,21 +551,13 @@ def test_worker_process_runs_a_predict_job(database, redis_url, tmp_path):
             deadline = time.monotonic() + 60
             job = None
             while time.monotonic() < deadline:
-                assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+                assert worker.poll() is None, run.log_tail()
                 jobs = _jobs(runtime, world, "predict")
                 job = jobs[-1] if jobs else None
                 if job is not None and job.status in ("succeeded", "failed"):
                     break
                 time.sleep(0.3)
             assert job is not None and job.status == "succeeded", (
-                job and (job.status, job.message), (tmp_path / "worker.log").read_text()[-3000:])
+                job and (job.status, job.message), run.log_tail())
             assert job.result["predictions"] == 1200 and job.progress_done == 1200
             assert len(_predictions(runtime, world)) == 1200
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
-        runtime.close()

@@ -417,33 +417,16 @@ def test_worker_process_delivers_a_signed_webhook(database, redis_url, tmp_path,
     """PostgreSQL + Redis: the web app commits an import, a real `workspace worker` process delivers the
     webhook job to a receiver on this machine (allowed by name through WORKSPACE_OUTBOUND_ALLOWED_HOSTS),
     and the receiver verifies the signature with the secret shown once at creation."""
-    import os
-    import subprocess
-    import sys
     import time
-    import uuid
-    from pathlib import Path
 
     from litestar.testing import TestClient
 
-    from conftest import SECRET
     from workspace.app import create_app
-    from workspace.config import load_settings
-    from workspace.runtime import build_runtime
+    from worker_process import worker_process
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKSPACE_")}
-    env.update({"WORKSPACE_DATA_DIR": str(tmp_path / "data"), "WORKSPACE_SECRET_KEY": SECRET,
-                "WORKSPACE_DATABASE_URL": database.url, "WORKSPACE_REDIS_URL": redis_url,
-                "WORKSPACE_OUTBOUND_ALLOWED_HOSTS": "localhost",
-                "WORKSPACE_JOBS_NAMESPACE": f"ws-test-{uuid.uuid4().hex[:8]}", "PYTHONUNBUFFERED": "1"})
-    settings = load_settings(env)
-    assert settings.outbound_allowed_hosts == ("localhost",)
-    runtime = build_runtime(settings, watch_policy=False)
-    log_path = tmp_path / "worker.log"
-    log = open(log_path, "wb")  # noqa: SIM115
-    worker = subprocess.Popen([str(Path(sys.executable).with_name("workspace")), "worker", "--processes", "1",
-                               "--threads", "2"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with worker_process(database.url, redis_url, tmp_path, WORKSPACE_OUTBOUND_ALLOWED_HOSTS="localhost") as run:
+        settings, runtime, worker, log_path = run.settings, run.runtime, run.worker, run.log_path
+        assert settings.outbound_allowed_hosts == ("localhost",)
         with TestClient(create_app(settings, runtime=runtime), base_url="http://testserver.local") as client:
             client.follow_redirects = False
             world = make_tenant(runtime, "acme")
@@ -467,14 +450,6 @@ def test_worker_process_delivers_a_signed_webhook(database, redis_url, tmp_path,
             with runtime.unit_of_work(world.tenant_id) as db:
                 job = db.get(Job, delivery.job_id)
                 assert job.status == "succeeded" and job.attempts == 1
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, 9)
-        log.close()
-        runtime.close()
 
 
 def test_seal_opens_only_with_its_key_purpose_and_context():

@@ -63,6 +63,25 @@ def _panel(request: Request[Any, Any, Any], project: Project, task_id: int, *, f
                     max_body=cm.MAX_BODY)
 
 
+def _body(data: Form) -> str:
+    """The comment text of a form (the last one when a field is sent twice)."""
+    value = data.get("body", "")
+    return str(value[-1] if isinstance(value, list) else value)
+
+
+def _refused(request: Request[Any, Any, Any], project_id: int, task_id: int, comment_id: int | None,
+             focus: int | None, field: str, body: str, exc: Invalid) -> Template | Redirect:
+    """A comment the service refused: nothing is kept; the form comes back with the message and the
+    text the member typed (HTMX), or the task page says why."""
+    db = _db(request)
+    db.rollback()
+    if not is_htmx(request):
+        notice(request, exc.message, "error")
+        return see_other(cm.task_link(ctx_of(request), project_id, task_id, comment_id))
+    project = svc.get_project(db, project_id)
+    return _panel(request, project, task_id, focus=focus, status=422, errors={field: exc.message}, form={field: body})
+
+
 def _answer(request: Request[Any, Any, Any], project: Project, task_id: int, comment_id: int | None,
             focus: int | None, message: str) -> Template | Redirect:
     if is_htmx(request):
@@ -92,19 +111,13 @@ def post_comment(request: Request[Any, Any, Any], slug: FromPath[str], project_i
         raise NotFound("Task not found")
     focus = _id(one(data, "focus"), "Annotation")
     parent_id = _id(one(data, "parent"), "Comment")
-    body = str(data.get("body", "") if not isinstance(data.get("body"), list) else data["body"][-1])
+    body = _body(data)
     try:
         comment = cm.post_comment(db, ctx_of(request), project, task_id, body, can=_can(request, project.id),
                                   annotation_id=_id(one(data, "annotation"), "Annotation"), parent_id=parent_id)
     except Invalid as exc:
-        db.rollback()
-        if not is_htmx(request):
-            notice(request, exc.message, "error")
-            return see_other(cm.task_link(ctx_of(request), project.id, task_id))
-        project = svc.get_project(db, project_id)
-        key = f"reply-{parent_id}" if parent_id else "body"
-        return _panel(request, project, task_id, focus=focus, status=422, errors={key: exc.message},
-                      form={key: body})
+        return _refused(request, project_id, task_id, None, focus, f"reply-{parent_id}" if parent_id else "body",
+                        body, exc)
     return _answer(request, project, task_id, comment.id, focus, "Reply posted." if parent_id else "Comment posted.")
 
 
@@ -116,19 +129,13 @@ def edit_comment(request: Request[Any, Any, Any], slug: FromPath[str], project_i
     db = _db(request)
     project = svc.get_project(db, project_id)
     focus = _id(one(data, "focus"), "Annotation")
-    body = str(data.get("body", "") if not isinstance(data.get("body"), list) else data["body"][-1])
+    body = _body(data)
     comment = cm.get_comment(db, cm.viewer_of(ctx_of(request), project), project.id, comment_id)
     task_id = comment.task_id
     try:
         cm.edit_comment(db, ctx_of(request), project, comment_id, body, can=_can(request, project.id))
     except Invalid as exc:
-        db.rollback()
-        if not is_htmx(request):
-            notice(request, exc.message, "error")
-            return see_other(cm.task_link(ctx_of(request), project.id, task_id, comment_id))
-        project = svc.get_project(db, project_id)
-        return _panel(request, project, task_id, focus=focus, status=422, errors={f"edit-{comment_id}": exc.message},
-                      form={f"edit-{comment_id}": body})
+        return _refused(request, project_id, task_id, comment_id, focus, f"edit-{comment_id}", body, exc)
     return _answer(request, project, task_id, comment_id, focus, "Comment updated.")
 
 
