@@ -125,13 +125,10 @@ class _TaskOrder:
     def page(self, session: Session, tenant_id: int, project_id: int, offset: int, limit: int
              ) -> tuple[TaskTotals, list[int] | None]:
         """The project's totals and, for a large project, the ids of the page (None: query them)."""
-        tally = select(TaskTally).where(TaskTally.project_id == project_id).subquery()
-        stamp_and_totals = select(
-            Project.task_seq,
-            *(select(func.coalesce(func.sum(col), 0)).scalar_subquery()
-              for col in (tally.c.tasks, tally.c.labeled, tally.c.annotations, tally.c.predictions)),
-        ).where(Project.id == project_id)
-        seq, *counts = session.execute(stamp_and_totals).one()
+        sums = select(*(func.coalesce(func.sum(col), 0).label(col.key) for col in (
+            TaskTally.tasks, TaskTally.labeled, TaskTally.annotations, TaskTally.predictions))
+        ).where(TaskTally.project_id == project_id).subquery()
+        seq, *counts = session.execute(select(Project.task_seq, *sums.c).where(Project.id == project_id)).one()
         totals = TaskTotals(*(int(c) for c in counts))
         if totals.tasks < self.MIN_TASKS:
             return totals, None
@@ -144,8 +141,7 @@ class _TaskOrder:
         ids_query = (select(func.array_agg(aggregate_order_by(Task.id, Task.id)))
                      .where(Task.project_id == project_id).scalar_subquery())
         seq, tasks, ids = session.execute(
-            select(Project.task_seq, select(func.coalesce(func.sum(tally.c.tasks), 0)).scalar_subquery(), ids_query)
-            .where(Project.id == project_id)).one()
+            select(Project.task_seq, sums.c.tasks, ids_query).where(Project.id == project_id)).one()
         ordered = array("q", ids or [])
         if (int(seq), int(tasks)) == stamp and len(ordered) == stamp[1] and len(ordered) <= self.MAX_IDS:
             with self._lock:

@@ -73,11 +73,7 @@ def already_loaded(session: Session, model: type[M], object_id: Any) -> M | None
     tenant_id = session.info.get(_TENANT)
     if tenant_id is None or session.info.get(_UNSCOPED):
         return None
-    try:
-        key = session.identity_key(model, object_id)
-    except Exception:  # noqa: BLE001 - not a valid key for this model: let the query answer
-        return None
-    obj = session.identity_map.get(key)
+    obj = session.identity_map.get(session.identity_key(model, object_id))
     if obj is None or obj in session.deleted:
         return None
     state = inspect(obj)

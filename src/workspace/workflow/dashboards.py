@@ -31,6 +31,7 @@ from workspace.workflow.label_config import LabelConfigError, parse_label_config
 from workspace.workflow.models import ACCEPTED, COUNTED_STATUSES, REJECTED, Annotation, Project, Task
 from workspace.workflow.review_models import Review
 from workspace.workflow.settings import workflow_settings
+from workspace.workflow.tally import project_totals
 
 __all__ = ["STATES", "progress", "throughput", "lead_times", "acceptance", "agreement_histogram",
            "gt_accuracy", "choices_agreement", "tenant_overview", "emails", "Histogram", "PersonFigure",
@@ -57,7 +58,7 @@ def progress(session: Session, project: Project) -> dict[str, int]:
     Two aggregates and no join (a join of a million tasks with their annotations is the slow part):
     the project's task count, and one GROUP BY over its counted annotations that classifies each
     labeled task; unlabeled = tasks − labeled tasks."""
-    total = session.scalar(select(func.count()).select_from(Task).where(Task.project_id == project.id)) or 0
+    total = project_totals(session, [project.id])[project.id].tasks  # kept by triggers on PostgreSQL
     per_task = (select(Annotation.task_id.label("task_id"), func.count().label("n"),
                        func.sum(case((Annotation.status == ACCEPTED, 1), else_=0)).label("accepted"),
                        func.sum(case((Annotation.status == REJECTED, 1), else_=0)).label("rejected"))

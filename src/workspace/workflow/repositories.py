@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import chain
 from typing import Any, NamedTuple
@@ -31,7 +31,8 @@ from workspace.tenancy.scoping import bulk_tenant_id
 from workspace.workflow.importing import TaskRecord
 from workspace.workflow.models import Annotation, Project, Task
 
-__all__ = ["PreparedRecords", "TaskBulkWriter", "TaskStream", "allocate_inner_ids", "copy_escape", "insert_tasks"]
+__all__ = ["PreparedRecords", "TaskBulkWriter", "TaskStream", "allocate_inner_ids", "copy_escape",
+           "give_back_inner_ids", "insert_tasks"]
 
 _COPY_COLUMNS = ("tenant_id", "project_id", "data", "import_id", "created_at", "annotation_count", "prediction_count",
                  "inner_id")
@@ -116,6 +117,14 @@ def allocate_inner_ids(session: Session, project_id: int, n: int) -> int:
     if last is None:
         raise LookupError(f"project {project_id} not found (numbering its new tasks)")
     return int(last) - n + 1
+
+
+def give_back_inner_ids(session: Session, project_id: int, n: int) -> None:
+    """Return the last ``n`` inner ids :func:`allocate_inner_ids` gave this transaction and it did not
+    use. Only right while the transaction holds the project row (it does from its first allocation
+    on), so no one else took numbers after them: the project's next tasks get them, and numbering
+    stays gapless."""
+    session.execute(update(Project).where(Project.id == project_id).values(task_seq=Project.task_seq - n))
 
 
 def _number_rows(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -206,7 +215,7 @@ class TaskStream:
         finally:
             self._cursor.close()
         if error is None and self._end > self._next:
-            self._writer._give_back_inner_ids(self._end - self._next)
+            give_back_inner_ids(self._writer._session, self._writer.project_id, self._end - self._next)
 
     def __enter__(self) -> TaskStream:
         return self
@@ -331,13 +340,6 @@ class TaskBulkWriter:
             values = ",".join(f"(?1,?2,?3,?4,0,0,?{i},?5+{i - 6})" for i in range(6, rows + 6))
             sql = self._inserts[key] = f"INSERT INTO task ({', '.join(_BULK_COLUMNS)}) VALUES {values}"
         return sql
-
-    def _give_back_inner_ids(self, n: int) -> None:
-        """Return the last ``n`` inner ids this writer took and did not use. Only right while the
-        transaction holds the project row (since its first :func:`allocate_inner_ids`), so no one
-        else took numbers after them: the project's next tasks get them, and numbering stays gapless."""
-        self._session.execute(update(Project).where(Project.id == self.project_id)
-                              .values(task_seq=Project.task_seq - n))
 
     # -- tasks with annotations or predictions ------------------------------------------------------
 
