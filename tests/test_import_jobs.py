@@ -246,4 +246,7 @@ def test_worker_process_runs_import_job_from_s3(database, redis_url, tmp_path, m
                 [job] = _jobs(runtime, world)
             assert job.status == "succeeded", (job.status, job.message, run.log_tail())
             assert _count(runtime, world, Task) == 5000
+            # The worker deletes the stored upload just after the job's final commit: wait for it.
+            while time.monotonic() < deadline and _stored_uploads(runtime, world):
+                time.sleep(0.1)
             assert _stored_uploads(runtime, world) == []

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, inspect, insert, select, update
+from sqlalchemy import bindparam, event, inspect, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -117,11 +118,7 @@ def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, A
     if not entries:
         return []
     head_table = AuditHead.__table__
-    row = conn.execute(
-        select(head_table.c.last_seq, head_table.c.last_hash)
-        .where(head_table.c.tenant_id == tenant_id)
-        .with_for_update()
-    ).first()
+    row = conn.execute(_LOCK_HEAD, {"tenant_id": tenant_id}).first()
     if row is None:
         conn.execute(insert(head_table).values(tenant_id=tenant_id, last_seq=0, last_hash=GENESIS_HASH, mac=""))
         last_seq, last_hash = 0, GENESIS_HASH
@@ -151,15 +148,32 @@ def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, A
         values["prev_hash"] = last_hash
         values["hash"] = last_hash = event_hash(last_hash, payload_of(values))
         rows.append(values)
-    move_head = (update(head_table).where(head_table.c.tenant_id == tenant_id)
-                 .values(last_seq=last_seq, last_hash=last_hash, mac=head_mac(key, tenant_id, last_seq, last_hash)))
+    mac = head_mac(key, tenant_id, last_seq, last_hash)
     if conn.dialect.name == "postgresql" and len(rows) <= _ONE_STATEMENT_ROWS:
-        # A request's few events and the head move in one round trip (the head row is locked meanwhile).
-        conn.execute(move_head.add_cte(insert(AuditEvent.__table__).values(rows).cte("appended")))
+        # A request's few events and the head move in one round trip (the head row is locked meanwhile),
+        # as one fixed statement (compiled once; a multi-row VALUES would be compiled per call).
+        conn.execute(_APPEND_PG, {
+            "rows": json.dumps([{**r, "created_at": iso_utc(r["created_at"])} for r in rows],
+                               ensure_ascii=False, separators=(",", ":")),
+            "tenant_id": tenant_id, "last_seq": last_seq, "last_hash": last_hash,
+            "mac": mac})
     else:
         conn.execute(insert(AuditEvent.__table__), rows)
-        conn.execute(move_head)
+        conn.execute(update(head_table).where(head_table.c.tenant_id == tenant_id)
+                     .values(last_seq=last_seq, last_hash=last_hash, mac=mac))
     return [r["seq"] for r in rows]
+
+
+_HEAD = AuditHead.__table__
+_LOCK_HEAD = (select(_HEAD.c.last_seq, _HEAD.c.last_hash)
+              .where(_HEAD.c.tenant_id == bindparam("tenant_id")).with_for_update())
+_EVENT_COLUMNS = ", ".join(("tenant_id", "seq", "created_at", "actor_type", "actor_id", "actor_label", "action",
+                            "object_type", "object_id", "object_label", "changes", "ip", "user_agent",
+                            "request_id", "prev_hash", "hash"))
+_APPEND_PG = text(
+    f"WITH appended AS (INSERT INTO audit_event ({_EVENT_COLUMNS}) "
+    f"SELECT {_EVENT_COLUMNS} FROM json_populate_recordset(NULL::audit_event, CAST(:rows AS json))) "
+    "UPDATE audit_head SET last_seq = :last_seq, last_hash = :last_hash, mac = :mac WHERE tenant_id = :tenant_id")
 
 
 def _key(session: Session) -> str:

@@ -563,7 +563,8 @@ def task_create(request: Request[Any, Any, Any], data: JSONBody[Json]) -> ser.Ta
 
 def _task_for(request: Request[Any, Any, Any], task_id: int) -> tuple[Task, TenantContext]:
     db = _db(request)
-    task = tenancy_repo.fetch(db, Task, task_id, what="Task")
+    task, project = svc.task_and_project(db, task_id)  # both held: the serializer reads the project
+    request.scope.setdefault("state", {})["ls_project"] = project
     ctx = _project_ctx(request, task.project_id)
     return svc.visible_task(db, ctx, task.id), ctx
 

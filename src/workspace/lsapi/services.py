@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -229,12 +229,23 @@ def task_children(session: Session, ctx: TenantContext, task_ids: Sequence[int]
     predictions: dict[int, list[Prediction]] = {i: [] for i in task_ids}
     if not task_ids:
         return annotations, predictions
-    for a in session.scalars(select(Annotation).where(Annotation.task_id.in_(list(task_ids)), visible_annotations(ctx))
-                             .order_by(Annotation.id)):
+    ids = {"task_ids": list(task_ids)}
+    found = (session.scalars(_ALL_ANNOTATIONS, ids) if ctx.has("project:review")
+             else session.scalars(_OWN_ANNOTATIONS, {**ids, "user_id": ctx.user_id}))
+    for a in found:
         annotations[a.task_id].append(a)
-    for p in session.scalars(select(Prediction).where(Prediction.task_id.in_(list(task_ids))).order_by(Prediction.id)):
+    for p in session.scalars(_PREDICTIONS, ids):
         predictions[p.task_id].append(p)
     return annotations, predictions
+
+
+# Built once, like the other hot statements; the conditions are visible_annotations' two cases.
+_ALL_ANNOTATIONS = select(Annotation).where(
+    Annotation.task_id.in_(bindparam("task_ids", expanding=True)), Annotation.status != DRAFT).order_by(Annotation.id)
+_OWN_ANNOTATIONS = _ALL_ANNOTATIONS.where(Annotation.completed_by_id == bindparam("user_id"))
+_PREDICTIONS = select(Prediction).where(
+    Prediction.task_id.in_(bindparam("task_ids", expanding=True))).order_by(Prediction.id)
+_USERS = select(User.id, User.email, User.name).where(User.id.in_(bindparam("user_ids", expanding=True)))
 
 
 def users_by_id(session: Session, ids: Iterable[int | None]) -> dict[int, UserInfo]:
@@ -242,7 +253,7 @@ def users_by_id(session: Session, ids: Iterable[int | None]) -> dict[int, UserIn
     if not wanted:
         return {}
     return {uid: {"id": uid, "email": email, "name": name}
-            for uid, email, name in session.execute(select(User.id, User.email, User.name).where(User.id.in_(wanted)))}
+            for uid, email, name in session.execute(_USERS, {"user_ids": wanted})}
 
 
 def _check_data(project: Project, data: Any) -> dict[str, Any]:
@@ -416,11 +427,23 @@ def _audit_prediction(session: Session, ctx: TenantContext, verb: str, p: Predic
            object_label=f"prediction {p.id} of task {p.task_id}", changes=changes or {})
 
 
+# The hot API paths' statements are built once (construction and cache key cost more than the query).
+_TASK_AND_PROJECT = select(Task, Project).join(Project, Project.id == Task.project_id).where(
+    Task.id == bindparam("task_id"))
+_PREDICTION_MADE = insert(Prediction).values({
+    name: bindparam(f"p_{name}", type_=Prediction.__table__.c[name].type)
+    for name in ("tenant_id", "project_id", "task_id", "result", "score", "model_version", "created_at")
+}).returning(Prediction.id).cte("made")
+_PREDICTION_INSERT_AND_COUNT = (
+    update(Task).where(Task.id == bindparam("p_task_id")).values(prediction_count=Task.prediction_count + 1)
+    .add_cte(_PREDICTION_MADE).returning(select(_PREDICTION_MADE.c.id).scalar_subquery())
+    .execution_options(synchronize_session=False))
+
+
 def task_and_project(session: Session, task_id: int) -> tuple[Task, Project]:
     """A task of the tenant and its project, in one query (NotFound like a missing task). Hold on to
     both: later lookups of either in the request are answered from the session."""
-    row = session.execute(select(Task, Project).join(Project, Project.id == Task.project_id)
-                          .where(Task.id == task_id)).first()
+    row = session.execute(_TASK_AND_PROJECT, {"task_id": task_id}).first()
     if row is None:
         raise NotFound("Task not found")
     return row[0], row[1]
@@ -431,23 +454,20 @@ def create_prediction(session: Session, ctx: TenantContext, task: Task, body: di
     fields = _prediction_fields(project, task, body, partial=False)
     p = Prediction(project_id=project.id, task_id=task.id, result=fields["result"], score=fields.get("score"),
                    model_version=fields.get("model_version", ""), created_at=utcnow())
-    count = update(Task).where(Task.id == task.id).values(prediction_count=Task.prediction_count + 1)
     if session.get_bind().dialect.name == "postgresql":
         # The row and its task's count in one round trip (the count stays in the database: concurrent
         # creates all count). The tenant is the session's, written as the flush hook would.
-        made = (insert(Prediction).values(tenant_id=bulk_tenant_id(session), project_id=p.project_id,
-                                          task_id=p.task_id, result=p.result, score=p.score,
-                                          model_version=p.model_version, created_at=p.created_at)
-                .returning(Prediction.id).cte("made"))
-        p.id = session.execute(count.add_cte(made).returning(select(made.c.id).scalar_subquery())
-                               .execution_options(synchronize_session=False)).scalar_one()
         p.tenant_id = bulk_tenant_id(session)
+        p.id = session.execute(_PREDICTION_INSERT_AND_COUNT, {
+            "p_tenant_id": p.tenant_id, "p_project_id": p.project_id, "p_task_id": p.task_id, "p_result": p.result,
+            "p_score": p.score, "p_model_version": p.model_version, "p_created_at": p.created_at}).scalar_one()
         make_transient_to_detached(p)  # the row exists: the session holds it like one it loaded
         session.add(p)
     else:
         session.add(p)
         session.flush()
-        session.execute(count.execution_options(synchronize_session=False))
+        session.execute(update(Task).where(Task.id == task.id).values(prediction_count=Task.prediction_count + 1)
+                        .execution_options(synchronize_session=False))
     _audit_prediction(session, ctx, "created", p, {"model_version": [None, p.model_version], "score": [None, p.score]})
     return p
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy import bindparam, delete, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from workspace.jobs.models import ACTIVE, FAILED, SUCCEEDED, Job
@@ -527,13 +527,16 @@ class _Starter:
     user_id: int | None
 
 
+# Built once: every annotation submit asks (SQLAlchemy memoizes the cache key on the object).
+_RETRAINING_BACKENDS = select(MLBackend).where(MLBackend.project_id.in_(bindparam("project_ids", expanding=True)),
+                                               MLBackend.kind == CLASSIFIER, MLBackend.retrain_every.is_not(None))
+
+
 def retrain_due(session: Session, project_ids: set[int]) -> list[Job]:
     """Create a training job for each classifier of these projects that has seen ``retrain_every`` new
     labeled annotations since its last training (and has no training queued or running)."""
     jobs: list[Job] = []
-    backends = list(session.scalars(select(MLBackend).where(MLBackend.project_id.in_(sorted(project_ids)),
-                                                            MLBackend.kind == CLASSIFIER,
-                                                            MLBackend.retrain_every.is_not(None))))
+    backends = list(session.scalars(_RETRAINING_BACKENDS, {"project_ids": sorted(project_ids)}))
     for backend in backends:
         count = labeled_count(session, backend.project_id)
         recent = [j for j in backend_jobs(session, backend, limit=10) if j.kind == "ml_train"]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple, TypeVar
+import functools
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from workspace.tenancy.errors import NotFound
@@ -43,13 +44,19 @@ __all__ = [
 M = TypeVar("M")
 
 
+@functools.cache
+def _by_id(model: type[Any]) -> Select[Any]:
+    """One statement per model, built once (SQLAlchemy memoizes its cache key on the object)."""
+    return select(model).where(model.id == bindparam("object_id"))
+
+
 def fetch(session: Session, model: type[M], object_id: int, *, what: str | None = None) -> M:
     """Load one row by id from user input: within the bound tenant, or 404 (never ``session.get``).
     A row this request already loaded is not read again."""
     obj = already_loaded(session, model, object_id)
     if obj is not None:
         return obj
-    obj = session.scalars(select(model).where(model.id == object_id)).unique().first()  # type: ignore[attr-defined]
+    obj = session.scalars(_by_id(model), {"object_id": object_id}).unique().first()
     if obj is None:
         raise NotFound(f"{what or model.__name__} not found")
     return obj
@@ -86,11 +93,8 @@ class ApiCaller(NamedTuple):
     membership_status: str | None
 
 
-def api_caller(session: Session, *, token_hash: str | None = None, token_id: int | None = None) -> ApiCaller | None:
-    """The caller behind a legacy key (by its hash) or a personal token (by id), or None. No ORM
-    objects: every API request starts here, and plain rows cost a fraction of loading four entities."""
-    found = ApiToken.token_hash == token_hash if token_hash is not None else ApiToken.id == token_id
-    query = (
+def _api_caller_query(found: Any) -> Any:
+    return (
         select(ApiToken.id, ApiToken.prefix, ApiToken.expires_at, ApiToken.revoked_at, ApiToken.last_used_at,
                ApiToken.user_id, ApiToken.tenant_id, User.email, User.name, User.is_active, Tenant.slug, Tenant.name,
                Tenant.policy_version, Membership.id, Membership.role, Membership.status)
@@ -99,8 +103,23 @@ def api_caller(session: Session, *, token_hash: str | None = None, token_id: int
         .outerjoin(Membership, (Membership.tenant_id == ApiToken.tenant_id) & (Membership.user_id == ApiToken.user_id))
         .where(found)
     )
+
+
+# Built once: every API request runs one of these, and a statement built per call costs more CPU
+# than the query itself (construction and SQL cache key, which SQLAlchemy memoizes on the object).
+_CALLER_BY_HASH = _api_caller_query(ApiToken.token_hash == bindparam("token_hash"))
+_CALLER_BY_ID = _api_caller_query(ApiToken.id == bindparam("token_id"))
+
+
+def api_caller(session: Session, *, token_hash: str | None = None, token_id: int | None = None) -> ApiCaller | None:
+    """The caller behind a legacy key (by its hash) or a personal token (by id), or None. No ORM
+    objects: every API request starts here, and plain rows cost a fraction of loading four entities."""
+    if token_hash is not None:
+        query, params = _CALLER_BY_HASH, {"token_hash": token_hash}
+    else:
+        query, params = _CALLER_BY_ID, {"token_id": token_id}
     with unscoped(session, "an API credential names its tenant"):
-        row = session.execute(query).first()
+        row = session.execute(query, params).first()
     return ApiCaller(*row) if row is not None else None
 
 

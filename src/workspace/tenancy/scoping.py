@@ -12,6 +12,8 @@ nature global (login lookups of a user's memberships, the audit verifier, CLI ad
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -122,14 +124,36 @@ def _on_execute(state: ORMExecuteState) -> None:
                 "call bind_tenant() or use unscoped(session, reason)"
             )
         return
-    state.statement = state.statement.options(
-        with_loader_criteria(
-            TenantOwned,
-            lambda cls: cls.tenant_id == tenant_id,
-            include_aliases=True,
-            track_closure_variables=False,
-        )
+    state.statement = _scoped_statement(state.statement, tenant_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tenant_criteria(tenant_id: int) -> Any:
+    """The criterion option of one tenant (its id is the lambda's closure value, bound per query)."""
+    return with_loader_criteria(
+        TenantOwned,
+        lambda cls: cls.tenant_id == tenant_id,
+        include_aliases=True,
+        track_closure_variables=False,
     )
+
+
+# Statements are immutable: one built once (a module constant) is scoped once per tenant, and keeps
+# the SQL cache key SQLAlchemy memoizes on it, instead of being copied and keyed again on every call.
+_SCOPED: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
+_TENANTS_PER_STATEMENT = 256  # a bound on the copies kept of one statement
+
+
+def _scoped_statement(statement: Any, tenant_id: int) -> Any:
+    per_tenant = _SCOPED.get(statement)
+    if per_tenant is None:
+        per_tenant = _SCOPED.setdefault(statement, {})
+    scoped = per_tenant.get(tenant_id)
+    if scoped is None:
+        if len(per_tenant) >= _TENANTS_PER_STATEMENT:
+            per_tenant.clear()
+        scoped = per_tenant[tenant_id] = statement.options(_tenant_criteria(tenant_id))
+    return scoped
 
 
 def _before_flush(session: Session, _ctx, _instances) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from workspace.jobs.services import create_job
@@ -120,16 +120,21 @@ def _queue(session: Session, ctx: TenantContext, delivery: WebhookDelivery, hook
     session.flush()
 
 
+# Built once: every annotation submit asks (SQLAlchemy memoizes the cache keys on the objects).
+_TENANT_HOOKS = select(Webhook).where(Webhook.active.is_(True), Webhook.project_id.is_(None)).order_by(Webhook.id)
+_PROJECT_HOOKS = select(Webhook).where(
+    Webhook.active.is_(True),
+    or_(Webhook.project_id.is_(None), Webhook.project_id == bindparam("project_id"))).order_by(Webhook.id)
+
+
 def emit(session: Session, ctx: TenantContext, event: str, project_id: int | None,
          payload: dict[str, Any]) -> list[WebhookDelivery]:
     """Announce ``event`` to the project's and the tenant's active webhooks that subscribed to it."""
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event!r}")
-    scope = Webhook.project_id.is_(None)
-    if project_id is not None:
-        scope = or_(scope, Webhook.project_id == project_id)
-    hooks = [h for h in session.scalars(select(Webhook).where(Webhook.active.is_(True), scope).order_by(Webhook.id))
-             if event in (h.events or [])]
+    found = (session.scalars(_TENANT_HOOKS) if project_id is None
+             else session.scalars(_PROJECT_HOOKS, {"project_id": project_id}))
+    hooks = [h for h in found if event in (h.events or [])]
     deliveries = []
     for hook in hooks:
         delivery = WebhookDelivery(webhook_id=hook.id, project_id=project_id, event=event, payload=payload,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from workspace.lib.timeutil import utcnow
@@ -440,15 +440,22 @@ def _touched(annotation: Annotation) -> datetime:
     return annotation.updated_at or annotation.created_at
 
 
+# Statements of the submit path, built once (SQLAlchemy memoizes their cache keys on the objects).
+_MY_WORK = (select(Annotation).where(Annotation.task_id == bindparam("task_id"),
+                                     Annotation.completed_by_id == bindparam("user_id"))
+            .order_by(Annotation.id.desc()))
+_LOCK_TASK = select(Task.id).where(Task.id == bindparam("task_id")).with_for_update()
+_COUNT_ANNOTATION = (update(Task).where(Task.id == bindparam("counted_task_id"))
+                     .values(annotation_count=Task.annotation_count + 1)
+                     .returning(Task.annotation_count, Task.agreement).execution_options(synchronize_session=False))
+
+
 def my_work(session: Session, task_id: int, user_id: int | None) -> MyWork:
     """The user's latest annotation and latest draft of the task (older duplicates, from before
     drafts and updates existed, are left alone)."""
     if user_id is None:
         return MyWork(None, None)
-    rows = session.scalars(
-        select(Annotation).where(Annotation.task_id == task_id, Annotation.completed_by_id == user_id)
-        .order_by(Annotation.id.desc())
-    ).all()
+    rows = session.scalars(_MY_WORK, {"task_id": task_id, "user_id": user_id}).all()
     return MyWork(next((a for a in rows if a.status != DRAFT), None), next((a for a in rows if a.status == DRAFT), None))
 
 
@@ -477,7 +484,7 @@ def _clean_lead_time(lead_time: float | None) -> float | None:
 def _locked_work(session: Session, task: Task, user_id: int | None) -> MyWork:
     """The member's work on ``task``, read after taking the task's row lock (PostgreSQL; SQLite has a
     single writer): two requests for the same task and member run one after the other."""
-    session.execute(select(Task.id).where(Task.id == task.id).with_for_update())
+    session.execute(_LOCK_TASK, {"task_id": task.id})
     return my_work(session, task.id, user_id)
 
 
@@ -539,10 +546,7 @@ def submit_annotation(session: Session, ctx: TenantContext, project_id: int, tas
     revisions.record(session, annotation, "submitted", ctx.user_id, before, first=created)
     # Counted in the database, not in Python: two annotators submitting at once both count. The
     # row lock is held: what it returns is the task as of now.
-    counted, agreement = session.execute(
-        update(Task).where(Task.id == task.id).values(annotation_count=Task.annotation_count + 1)
-        .returning(Task.annotation_count, Task.agreement).execution_options(synchronize_session=False)
-    ).one()
+    counted, agreement = session.execute(_COUNT_ANNOTATION, {"counted_task_id": task.id}).one()
     session.flush()
     _release(session, task.id, ctx.user_id)
     if counted > 1 or agreement is not None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, case, delete, exists, func, literal, not_, or_, select, text
+from sqlalchemy import ColumnElement, bindparam, case, delete, exists, func, literal, not_, or_, select, text
 from sqlalchemy.orm import Session
 
 from workspace.lib.timeutil import utcnow
@@ -117,9 +117,12 @@ def release(session: Session, task_id: int, user_id: int | None) -> None:
     """Drop the member's reservation of the task (on submit and skip)."""
     if user_id is None:
         return
-    session.execute(delete(TaskReservation).where(TaskReservation.task_id == task_id,
-                                                  TaskReservation.user_id == user_id)
-                    .execution_options(synchronize_session=False))
+    session.execute(_RELEASE, {"task_id": task_id, "user_id": user_id})
+
+
+_RELEASE = (delete(TaskReservation).where(TaskReservation.task_id == bindparam("task_id"),
+                                          TaskReservation.user_id == bindparam("user_id"))
+            .execution_options(synchronize_session=False))  # built once: every submit runs it
 
 
 def _aware(moment: datetime) -> datetime:
