@@ -33,6 +33,7 @@ __all__ = [
     "set_actor",
     "get_actor",
     "record",
+    "record_created",
     "write_pending",
     "append",
     "event_hash",
@@ -230,6 +231,33 @@ def _tenant_of(session: Session, obj: Audited) -> int | None:
     return session.info.get("tenant_id")
 
 
+def _entry(obj: Audited, verb: str, changes: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    return {
+        "action": f"{obj.__audit_type__}.{obj.audit_verb(verb, changes)}",
+        "object_type": obj.__audit_type__,
+        "object_id": getattr(obj, "id", None),
+        "object_label": obj.audit_label(),
+        "changes": obj.audit_changes(changes),
+        "actor": actor,
+    }
+
+
+def _created(obj: Audited) -> dict[str, Any]:
+    return {k: [None, v] for k, v in _column_values(obj).items() if v is not None}
+
+
+def record_created(session: Session, obj: Audited) -> None:
+    """The event the flush hook writes for an inserted ``obj``, for a row a fast path inserted with a
+    statement of its own (the object holds the row's values, id included). Changes made through the
+    ORM before it are flushed first, so the events keep the order of the changes."""
+    if session.new or session.deleted or session.dirty:
+        session.flush()
+    tenant_id = _tenant_of(session, obj)
+    if tenant_id is not None:
+        entry = _entry(obj, "created", _created(obj), get_actor(session))
+        session.info.setdefault(PENDING_KEY, {}).setdefault(tenant_id, []).append(entry)
+
+
 def _after_flush(session: Session, _ctx) -> None:  # type: ignore[no-untyped-def]
     per_tenant: dict[int, list[dict[str, Any]]] = {}
     actor = get_actor(session)
@@ -238,20 +266,11 @@ def _after_flush(session: Session, _ctx) -> None:  # type: ignore[no-untyped-def
         tenant_id = _tenant_of(session, obj)
         if tenant_id is None:
             return  # a global identity changed outside any tenant (no tenant's business)
-        per_tenant.setdefault(tenant_id, []).append(
-            {
-                "action": f"{obj.__audit_type__}.{obj.audit_verb(verb, changes)}",
-                "object_type": obj.__audit_type__,
-                "object_id": getattr(obj, "id", None),
-                "object_label": obj.audit_label(),
-                "changes": obj.audit_changes(changes),
-                "actor": actor,
-            }
-        )
+        per_tenant.setdefault(tenant_id, []).append(_entry(obj, verb, changes, actor))
 
     for obj in session.new:
         if isinstance(obj, Audited):
-            add(obj, "created", {k: [None, v] for k, v in _column_values(obj).items() if v is not None})
+            add(obj, "created", _created(obj))
     for obj in session.dirty:
         if not isinstance(obj, Audited) or not session.is_modified(obj, include_collections=False):
             continue

@@ -37,7 +37,7 @@ from workspace.tenancy.scoping import current_tenant_id, stamp_rows
 from workspace.workflow.annotations import ResultInvalid, task_text, validate_result
 from workspace.workflow.datamanager import FILTER_FIELDS, conditions, parse_filters, selected_ids
 from workspace.workflow.label_config import ControlTag, LabelConfig, ObjectTag, parse_label_config
-from workspace.workflow.models import ACCEPTED, SUBMITTED, Annotation, Prediction, Project, Task
+from workspace.workflow.models import ACCEPTED, LABELED_PROJECTS, SUBMITTED, Annotation, Prediction, Project, Task
 from workspace.workflow.services import get_project
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ SCOPES = {"all": "All tasks", "filter": "Tasks matching the data manager filter"
 BATCH = {CLASSIFIER: 500, TAGGER: 500, REMOTE: 50}
 MAX_TRAINING_EXAMPLES = 200_000
 MAX_SELECTED = 10_000
-_PENDING_RETRAIN = "ml.touched_projects"
+_PENDING_RETRAIN = LABELED_PROJECTS
 
 
 # --------------------------------------------------------------------------------------------------

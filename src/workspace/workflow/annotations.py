@@ -23,17 +23,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, insert, literal, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+
+from workspace.audit.chain import record_created
 
 from workspace.lib.timeutil import utcnow
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Conflict, Invalid, NotFound
 from workspace.tenancy.repositories import fetch
+from workspace.tenancy.scoping import bulk_tenant_id
 from workspace.workflow import revisions, states
 from workspace.workflow.label_config import ControlTag, LabelConfig, ObjectTag, parse_label_config
-from workspace.workflow.models import (COUNTED_STATUSES, DRAFT, SKIPPED, SUBMITTED, Annotation, Prediction, Project,
-                                       Task)
+from workspace.workflow.models import (COUNTED_STATUSES, DRAFT, LABELED_PROJECTS, SKIPPED, SUBMITTED, Annotation,
+                                       Prediction, Project, Task, TaskReservation)
+from workspace.workflow.review_models import AnnotationRevision
 
 __all__ = ["ResultInvalid", "MyWork", "Start", "get_task", "next_task", "my_work", "starting_point",
            "submit_annotation", "skip_task", "save_draft", "suggested_regions", "task_text", "validate_result",
@@ -533,6 +537,8 @@ def submit_annotation(session: Session, ctx: TenantContext, project_id: int, tas
     states.transition(annotation.status if annotation else None, "submit", actor_id=ctx.user_id,
                       author_id=annotation.completed_by_id if annotation else ctx.user_id)
     created = annotation is None
+    if created and session.get_bind().dialect.name == "postgresql":
+        return _first_submit(session, ctx, project, task, result, lead_time)
     if annotation is None:
         annotation = Annotation(project_id=project.id, task_id=task.id, completed_by_id=ctx.user_id, version=1)
         session.add(annotation)
@@ -555,6 +561,62 @@ def submit_annotation(session: Session, ctx: TenantContext, project_id: int, tas
     # agreement and no ground-truth score to compute (the same as the refresh would store)
     _announce(session, ctx, "annotation.created", annotation)
     return annotation
+
+
+def _first_submit(session: Session, ctx: TenantContext, project: Project, task: Task, result: list[dict[str, Any]],
+                  lead_time: float | None) -> Annotation:
+    """A member's first submit of a task (no annotation, skip or draft of theirs; the task row is
+    locked), on PostgreSQL: the rows and counts the general path writes through the ORM (the
+    annotation, its first revision, the task's count, the end of their reservation) in one statement,
+    then the same audit event, quality refresh, webhooks and retraining check."""
+    now = utcnow()
+    tenant_id = bulk_tenant_id(session)
+    annotation_id, counted, agreement = session.execute(_FIRST_SUBMIT, {
+        "f_tenant_id": tenant_id, "f_project_id": project.id, "f_task_id": task.id, "f_result": result,
+        "f_status": SUBMITTED, "f_user_id": ctx.user_id, "f_lead_time": lead_time, "f_now": now}).one()
+    annotation = Annotation(id=annotation_id, tenant_id=tenant_id, project_id=project.id, task_id=task.id,
+                            result=result, status=SUBMITTED, completed_by_id=ctx.user_id, lead_time=lead_time,
+                            updated_at=None, version=1, ground_truth=False, gt_score=None, created_at=now)
+    make_transient_to_detached(annotation)  # the row exists: the session holds it like one it loaded
+    session.add(annotation)
+    record_created(session, annotation)
+    session.info.setdefault(LABELED_PROJECTS, set()).add(project.id)
+    if counted > 1 or agreement is not None:
+        _refresh_quality(session, task.id)
+    _announce(session, ctx, "annotation.created", annotation)
+    return annotation
+
+
+def _first_submit_statement() -> Any:
+    ann, rev, res = Annotation.__table__, AnnotationRevision.__table__, TaskReservation.__table__
+
+    def p(name: str, column: Any) -> Any:
+        return bindparam(f"f_{name}", type_=column.type)
+
+    made = insert(ann).values(
+        tenant_id=p("tenant_id", ann.c.tenant_id), project_id=p("project_id", ann.c.project_id),
+        task_id=p("task_id", ann.c.task_id), result=p("result", ann.c.result), status=p("status", ann.c.status),
+        completed_by_id=p("user_id", ann.c.completed_by_id), lead_time=p("lead_time", ann.c.lead_time),
+        updated_at=None, version=1, ground_truth=False, gt_score=None, created_at=p("now", ann.c.created_at),
+    ).returning(ann.c.id).cte("made")
+    columns = ["tenant_id", "annotation_id", "project_id", "number", "version", "result", "status", "action",
+               "actor_id", "created_at"]
+    revision = insert(rev).from_select(columns, select(
+        p("tenant_id", rev.c.tenant_id), made.c.id, p("project_id", rev.c.project_id), literal(1), literal(1),
+        p("result", rev.c.result), p("status", rev.c.status), literal("submitted", rev.c.action.type),
+        p("user_id", rev.c.actor_id), p("now", rev.c.created_at))).cte("revision")
+    released = delete(res).where(res.c.task_id == p("task_id", res.c.task_id),
+                                 res.c.user_id == p("user_id", res.c.user_id),
+                                 res.c.tenant_id == p("tenant_id", res.c.tenant_id)).cte("released")
+    # The task's count is an ORM statement: scoped to the session's tenant like every task update.
+    return (update(Task).where(Task.id == p("task_id", Task.__table__.c.id))
+            .values(annotation_count=Task.annotation_count + 1)
+            .add_cte(made).add_cte(revision).add_cte(released)
+            .returning(select(made.c.id).scalar_subquery(), Task.annotation_count, Task.agreement)
+            .execution_options(synchronize_session=False))
+
+
+_FIRST_SUBMIT = _first_submit_statement()
 
 
 def _refresh_quality(session: Session, task_id: int) -> None:

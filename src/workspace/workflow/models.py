@@ -141,6 +141,10 @@ ACCEPTED = "accepted"  # a reviewer accepted it (or fixed and accepted it)
 REJECTED = "rejected"  # a reviewer rejected it: back to its annotator (when the project says so)
 # Statuses that fill one of a task's overlap slots and count in Task.annotation_count.
 COUNTED_STATUSES = frozenset({SUBMITTED, ACCEPTED, REJECTED})
+# ``session.info`` key: the projects whose submitted or accepted work changed in this transaction (the
+# ML retraining check reads it before commit). A flush hook fills it for annotations written through
+# the ORM; a statement that inserts annotations itself adds its project.
+LABELED_PROJECTS = "workflow.labeled_projects"
 
 
 class Annotation(TenantOwned, Timestamped, Audited, Base):
