@@ -8,7 +8,7 @@ default (``null``, ``0``, ``[]``) so that clients reading them keep working.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Required, TypedDict, cast
 
 from workspace.lib.timeutil import as_utc
@@ -187,8 +187,11 @@ class ImportOut(TypedDict, total=False):
 
 def iso(value: datetime | None) -> str | None:
     """Label Studio's timestamps: UTC, microseconds, ``Z``."""
-    value = as_utc(value)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
+    if value is None:
+        return None
+    if value.utcoffset():  # a page of tasks formats hundreds of these, nearly always already in UTC
+        value = as_utc(value)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _names(name: str) -> tuple[str, str]:
@@ -346,13 +349,14 @@ def task_json(task: Task, *, inner_id: int | None, annotations: list[Annotation]
     counted = [a for a in annotations or [] if a.status in COUNTED_STATUSES]
     total_annotations = task.annotation_count if annotations is None else len(counted)
     cancelled = sum(1 for a in annotations or [] if a.status == SKIPPED)
+    created = iso(task.created_at)
     out: dict[str, Any] = {
         "id": task.id,
         "data": task.data,
         "meta": {},
         "project": task.project_id,
-        "created_at": iso(task.created_at),
-        "updated_at": iso(task.created_at),
+        "created_at": created,
+        "updated_at": created,
         "is_labeled": total_annotations >= max(1, maximum_annotations),
         "overlap": maximum_annotations,
         "inner_id": inner_id,

@@ -16,10 +16,12 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+import msgspec
+from sqlalchemy import BigInteger, Text, any_, bindparam, cast, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from workspace.audit.chain import record
@@ -92,9 +94,32 @@ def import_json(session: Session, ctx: TenantContext, project_id: int, body: byt
 # --- tasks -------------------------------------------------------------------------------------
 
 
+class TaskRow(NamedTuple):
+    """A listed task as plain values (a page of them costs a fraction of loading ORM objects); ``data``
+    is the task's JSON text as stored, sent on as is."""
+
+    id: int
+    project_id: int
+    created_at: datetime
+    annotation_count: int
+    prediction_count: int
+    inner_id: int | None
+    data: msgspec.Raw
+
+
+_TASK_ROW = (Task.id, Task.project_id, Task.created_at, Task.annotation_count, Task.prediction_count, Task.inner_id,
+             cast(Task.data, Text))
+_TASK_ROWS_BY_ID = select(*_TASK_ROW).where(
+    Task.id == any_(bindparam("task_ids", type_=ARRAY(BigInteger)))).order_by(Task.id)  # PostgreSQL
+
+
+def _task_rows(rows: Iterable[Any]) -> list[TaskRow]:
+    return [TaskRow(*row[:6], msgspec.Raw(row[6].encode())) for row in rows]
+
+
 @dataclass
 class TaskPage:
-    tasks: list[Task]
+    tasks: list[TaskRow]
     offset: int
     total: int
     total_annotations: int
@@ -125,10 +150,7 @@ class _TaskOrder:
     def page(self, session: Session, tenant_id: int, project_id: int, offset: int, limit: int
              ) -> tuple[TaskTotals, list[int] | None]:
         """The project's totals and, for a large project, the ids of the page (None: query them)."""
-        sums = select(*(func.coalesce(func.sum(col), 0).label(col.key) for col in (
-            TaskTally.tasks, TaskTally.labeled, TaskTally.annotations, TaskTally.predictions))
-        ).where(TaskTally.project_id == project_id).subquery()
-        seq, *counts = session.execute(select(Project.task_seq, *sums.c).where(Project.id == project_id)).one()
+        seq, *counts = session.execute(_STAMP, {"project_id": project_id}).one()
         totals = TaskTotals(*(int(c) for c in counts))
         if totals.tasks < self.MIN_TASKS:
             return totals, None
@@ -138,10 +160,12 @@ class _TaskOrder:
             if found is not None and found[0] == stamp:
                 self._lists.move_to_end(key)
                 return totals, list(found[1][offset:offset + limit])
+        sums = _tally_sums()
         ids_query = (select(func.array_agg(aggregate_order_by(Task.id, Task.id)))
-                     .where(Task.project_id == project_id).scalar_subquery())
+                     .where(Task.project_id == bindparam("project_id")).scalar_subquery())
         seq, tasks, ids = session.execute(
-            select(Project.task_seq, sums.c.tasks, ids_query).where(Project.id == project_id)).one()
+            select(Project.task_seq, sums.c.tasks, ids_query).where(Project.id == bindparam("project_id")),
+            {"project_id": project_id}).one()
         ordered = array("q", ids or [])
         if (int(seq), int(tasks)) == stamp and len(ordered) == stamp[1] and len(ordered) <= self.MAX_IDS:
             with self._lock:
@@ -152,6 +176,13 @@ class _TaskOrder:
         return totals, list(ordered[offset:offset + limit])
 
 
+def _tally_sums() -> Any:
+    return select(*(func.coalesce(func.sum(col), 0).label(col.key) for col in (
+        TaskTally.tasks, TaskTally.labeled, TaskTally.annotations, TaskTally.predictions))
+    ).where(TaskTally.project_id == bindparam("project_id")).subquery()
+
+
+_STAMP = select(Project.task_seq, *_tally_sums().c).where(Project.id == bindparam("project_id"))  # built once
 _task_order = _TaskOrder()
 
 
@@ -188,12 +219,12 @@ def task_page(session: Session, ctx: TenantContext, project_ids: Sequence[int], 
     if page > 1 and offset >= total:
         raise NotFound("Invalid page.")
     if page_ids is not None:
-        tasks = list(session.scalars(select(Task).where(Task.id.in_(page_ids)).order_by(Task.id))) if page_ids else []
+        tasks = _task_rows(session.execute(_TASK_ROWS_BY_ID, {"task_ids": page_ids})) if page_ids else []
     else:
         # The page's ids come from the index alone (an index-only scan skips ``offset`` entries without
         # reading their rows); only the page's own rows are read, in the same statement.
         ids = select(Task.id).where(*where).order_by(Task.id).offset(offset).limit(page_size).scalar_subquery()
-        tasks = list(session.scalars(select(Task).where(Task.id.in_(ids)).order_by(Task.id)))
+        tasks = _task_rows(session.execute(select(*_TASK_ROW).where(Task.id.in_(ids)).order_by(Task.id)))
     return TaskPage(tasks, offset, int(total), int(annotations), int(predictions))
 
 
