@@ -187,3 +187,38 @@ def test_request_events_carry_who_and_where(client, runtime):
     event = [e for e in _events(runtime, world.tenant_id) if e.action == "team.created"][0]
     assert event.actor_type == "user" and event.actor_label == world.owner.email
     assert event.user_agent == "pytest-agent" and event.request_id == "req-42" and event.ip
+
+
+def test_the_chain_append_is_the_last_before_commit_hook():
+    """On PostgreSQL the chain's append carries the COMMIT: a before_commit hook registered after it
+    would write outside the transaction. (Reads SQLAlchemy's class-level listener list.)"""
+    import workspace.app.factory  # noqa: F401  (imports every feature, so every hook is registered)
+    from sqlalchemy.orm import Session
+
+    from workspace.audit import chain
+
+    listeners = list(Session.dispatch.before_commit._clslevel[Session])
+    assert listeners[-1] is chain._before_commit
+
+
+def test_an_append_failing_with_the_commit_keeps_nothing_and_the_connection_usable(runtime, database, monkeypatch):
+    """PostgreSQL sends the append and the COMMIT together: when that round trip fails, neither the
+    change nor its events stay, and the pooled connection serves the next transaction."""
+    if database.kind != "postgresql":
+        pytest.skip("the append carries the COMMIT on PostgreSQL only")
+    from workspace.audit import chain
+
+    world = make_tenant(runtime, "acme")
+    before = _events(runtime, world.tenant_id)
+    monkeypatch.setattr(chain, "_APPEND_PG_RAW", "SELECT 1 / (%(last_seq)s - %(last_seq)s)")
+    with pytest.raises(Exception, match="division by zero"):
+        with runtime.unit_of_work(world.tenant_id) as db:
+            db.add(Team(name="doomed"))
+    monkeypatch.undo()
+    with runtime.unit_of_work(world.tenant_id) as db:
+        assert db.scalar(select(func.count(Team.id)).where(Team.name == "doomed")) == 0
+        db.add(Team(name="kept"))
+    after = _events(runtime, world.tenant_id)
+    assert len(after) == len(before) + 1 and after[-1].object_label == "kept"
+    assert [e.seq for e in after] == list(range(1, len(after) + 1))
+    assert _verify(runtime, world.tenant_id).ok

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -114,8 +115,12 @@ def payload_of(row: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, Any]]) -> list[int]:
-    """Append entries (action, object_type, object_id, object_label, changes, actor) to the chain."""
+def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, Any]], *,
+           and_commit: bool = False) -> list[int]:
+    """Append entries (action, object_type, object_id, object_label, changes, actor) to the chain.
+
+    ``and_commit`` (the transaction's last step, PostgreSQL): the append and the COMMIT go to the server
+    together, in one round trip, so the head stays locked one round trip less."""
     if not entries:
         return []
     head_table = AuditHead.__table__
@@ -153,11 +158,16 @@ def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, A
     if conn.dialect.name == "postgresql" and len(rows) <= _ONE_STATEMENT_ROWS:
         # A request's few events and the head move in one round trip (the head row is locked meanwhile),
         # as one fixed statement (compiled once; a multi-row VALUES would be compiled per call).
-        conn.execute(_APPEND_PG, {
-            "rows": json.dumps([{**r, "created_at": iso_utc(r["created_at"])} for r in rows],
-                               ensure_ascii=False, separators=(",", ":")),
-            "tenant_id": tenant_id, "last_seq": last_seq, "last_hash": last_hash,
-            "mac": mac})
+        params = {"rows": json.dumps([{**r, "created_at": iso_utc(r["created_at"])} for r in rows],
+                                     ensure_ascii=False, separators=(",", ":")),
+                  "tenant_id": tenant_id, "last_seq": last_seq, "last_hash": last_hash, "mac": mac}
+        if and_commit:
+            raw = conn.connection.driver_connection
+            with raw.pipeline():  # psycopg: both statements queued, one sync
+                raw.execute(_APPEND_PG_RAW, params)
+                raw.commit()  # SQLAlchemy's own COMMIT then finds no transaction open: a no-op
+        else:
+            conn.execute(_APPEND_PG, params)
     else:
         conn.execute(insert(AuditEvent.__table__), rows)
         conn.execute(update(head_table).where(head_table.c.tenant_id == tenant_id)
@@ -171,10 +181,12 @@ _LOCK_HEAD = (select(_HEAD.c.last_seq, _HEAD.c.last_hash)
 _EVENT_COLUMNS = ", ".join(("tenant_id", "seq", "created_at", "actor_type", "actor_id", "actor_label", "action",
                             "object_type", "object_id", "object_label", "changes", "ip", "user_agent",
                             "request_id", "prev_hash", "hash"))
-_APPEND_PG = text(
+_APPEND_SQL = (
     f"WITH appended AS (INSERT INTO audit_event ({_EVENT_COLUMNS}) "
     f"SELECT {_EVENT_COLUMNS} FROM json_populate_recordset(NULL::audit_event, CAST(:rows AS json))) "
     "UPDATE audit_head SET last_seq = :last_seq, last_hash = :last_hash, mac = :mac WHERE tenant_id = :tenant_id")
+_APPEND_PG = text(_APPEND_SQL)
+_APPEND_PG_RAW = re.sub(r":(\w+)", r"%(\1)s", _APPEND_SQL.replace("::", "\0")).replace("\0", "::")  # psycopg style
 
 
 def _key(session: Session) -> str:
@@ -304,20 +316,26 @@ def write_pending(session: Session) -> None:
     _drain(session)
 
 
-def _drain(session: Session) -> None:
-    """Append the events collected by flushes to their chains (locks each chain head until commit)."""
+def _drain(session: Session, *, committing: bool = False) -> None:
+    """Append the events collected by flushes to their chains (locks each chain head until commit).
+    ``committing``: this is the outermost transaction's commit; on PostgreSQL the last append carries
+    the COMMIT with it."""
     pending = session.info.pop(PENDING_KEY, None)
     if not pending:
         return
     conn = session.connection()
     key = _key(session)
-    for tenant_id in sorted(pending):
-        append(conn, key, tenant_id, pending[tenant_id])
+    tenants = sorted(pending)
+    commit_with_last = (committing and conn.dialect.name == "postgresql" and not session.in_nested_transaction()
+                        and len(pending[tenants[-1]]) <= _ONE_STATEMENT_ROWS)
+    for tenant_id in tenants:
+        append(conn, key, tenant_id, pending[tenant_id], and_commit=commit_with_last and tenant_id == tenants[-1])
 
 
 def _before_commit(session: Session) -> None:
+    """Registered after every other ``before_commit`` hook: the last thing the transaction does."""
     session.flush()
-    _drain(session)
+    _drain(session, committing=True)
 
 
 def _discard(session: Session, *_args: object) -> None:
