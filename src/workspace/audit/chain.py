@@ -7,11 +7,6 @@ Everything runs on the caller's connection: the events commit or roll back with 
 The flush hook collects events; they are appended in ``before_commit`` (after a last flush), so a
 long transaction (a million-row import) holds its tenant's chain head only for the moment of its
 commit, not for its whole duration, and other members' changes don't queue behind it.
-
-On PostgreSQL that moment is spent in the server alone: the ``audit_append`` function (migration 0018)
-locks the head, numbers and hashes the events and moves the head, and it travels with the COMMIT. The
-head's MAC needs the server key, which stays in the app: right after the commit the app seals the new
-end of the chain (``sealed_seq``/``sealed_hash``/``mac``) in a one-statement transaction of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,8 +42,6 @@ __all__ = [
     "HASHED_FIELDS",
     "install",
 ]
-
-log = logging.getLogger(__name__)
 
 ACTOR_KEY = "audit_actor"
 KEY_KEY = "audit_key"
@@ -122,78 +115,12 @@ def payload_of(row: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _values(tenant_id: int, seq: int, now: datetime, entry: dict[str, Any]) -> dict[str, Any]:
-    actor: Actor = entry["actor"]
-    return {
-        "tenant_id": tenant_id,
-        "seq": seq,
-        "created_at": now,
-        "actor_type": actor.type,
-        "actor_id": actor.id,
-        "actor_label": actor.label,
-        "action": entry["action"],
-        "object_type": entry.get("object_type", ""),
-        "object_id": None if entry.get("object_id") is None else str(entry["object_id"]),
-        "object_label": entry.get("object_label", "") or "",
-        "changes": _json_safe(entry.get("changes") or {}),
-        "ip": actor.ip,
-        "user_agent": actor.user_agent,
-        "request_id": actor.request_id,
-    }
+def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, Any]], *,
+           and_commit: bool = False) -> list[int]:
+    """Append entries (action, object_type, object_id, object_label, changes, actor) to the chain.
 
-
-_SEQ_SENTINEL = 987_654_321_987_654_321  # stands for the seq, which only the server knows, in the JSON
-_SEQ_MARK = b'"seq":' + str(_SEQ_SENTINEL).encode()
-
-
-def _around_seq(values: dict[str, Any]) -> tuple[str, str] | None:
-    """The event's canonical JSON in two parts, before and after its seq (the server joins them
-    around the seq it assigns and hashes the whole); None when the split is ambiguous."""
-    raw = canonical_json(payload_of({**values, "seq": _SEQ_SENTINEL}))
-    if raw.count(_SEQ_MARK) != 1:
-        return None
-    before, after = raw.split(_SEQ_MARK)
-    return (before + b'"seq":').decode("utf-8"), after.decode("utf-8")
-
-
-def _append_and_commit(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, Any]]) -> bool:
-    """PostgreSQL, at the transaction's end: ``audit_append`` and the COMMIT in one round trip, then
-    the seal. False (nothing sent) when an event can't be split around its seq."""
-    now = utcnow()
-    rows, prefixes, suffixes = [], [], []
-    for entry in entries:
-        values = _values(tenant_id, 0, now, entry)
-        parts = _around_seq(values)
-        if parts is None:
-            return False
-        prefixes.append(parts[0])
-        suffixes.append(parts[1])
-        values.pop("seq")
-        values["created_at"] = iso_utc(now)
-        rows.append(values)
-    raw = conn.connection.driver_connection
-    with raw.pipeline():  # psycopg: the append and the COMMIT are sent together, one sync
-        cursor = raw.execute(_APPEND_FUNCTION, {
-            "tenant_id": tenant_id, "prefixes": prefixes, "suffixes": suffixes,
-            "rows": json.dumps(rows, ensure_ascii=False, separators=(",", ":"))})
-        raw.commit()  # SQLAlchemy's own COMMIT then finds no transaction open: a no-op
-    seq, last_hash = cursor.fetchone()
-    # The seal: its own transaction, a single statement, after the head was let go. The change has
-    # committed whatever happens here: a seal that fails is left to the next append (the verifier
-    # reports the events after the seal as not sealed yet).
-    try:
-        raw.execute(_SEAL, {"tenant_id": tenant_id, "seq": seq, "hash": last_hash,
-                            "mac": head_mac(key, tenant_id, seq, last_hash)})
-        raw.commit()
-    except Exception:  # noqa: BLE001 - never fail a request whose change committed
-        log.warning("could not seal tenant %s's audit chain at %s", tenant_id, seq, exc_info=True)
-        raw.rollback()
-    return True
-
-
-def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, Any]]) -> list[int]:
-    """Append entries (action, object_type, object_id, object_label, changes, actor) to the chain and
-    seal its new end, in the caller's transaction."""
+    ``and_commit`` (the transaction's last step, PostgreSQL): the append and the COMMIT go to the server
+    together, in one round trip, so the head stays locked one round trip less."""
     if not entries:
         return []
     head_table = AuditHead.__table__
@@ -206,8 +133,24 @@ def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, A
     now = utcnow()
     rows = []
     for entry in entries:
+        actor: Actor = entry["actor"]
         last_seq += 1
-        values = _values(tenant_id, last_seq, now, entry)
+        values = {
+            "tenant_id": tenant_id,
+            "seq": last_seq,
+            "created_at": now,
+            "actor_type": actor.type,
+            "actor_id": actor.id,
+            "actor_label": actor.label,
+            "action": entry["action"],
+            "object_type": entry.get("object_type", ""),
+            "object_id": None if entry.get("object_id") is None else str(entry["object_id"]),
+            "object_label": entry.get("object_label", "") or "",
+            "changes": _json_safe(entry.get("changes") or {}),
+            "ip": actor.ip,
+            "user_agent": actor.user_agent,
+            "request_id": actor.request_id,
+        }
         values["prev_hash"] = last_hash
         values["hash"] = last_hash = event_hash(last_hash, payload_of(values))
         rows.append(values)
@@ -215,15 +158,20 @@ def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, A
     if conn.dialect.name == "postgresql" and len(rows) <= _ONE_STATEMENT_ROWS:
         # A request's few events and the head move in one round trip (the head row is locked meanwhile),
         # as one fixed statement (compiled once; a multi-row VALUES would be compiled per call).
-        conn.execute(_APPEND_PG, {
-            "rows": json.dumps([{**r, "created_at": iso_utc(r["created_at"])} for r in rows],
-                               ensure_ascii=False, separators=(",", ":")),
-            "tenant_id": tenant_id, "last_seq": last_seq, "last_hash": last_hash, "mac": mac})
+        params = {"rows": json.dumps([{**r, "created_at": iso_utc(r["created_at"])} for r in rows],
+                                     ensure_ascii=False, separators=(",", ":")),
+                  "tenant_id": tenant_id, "last_seq": last_seq, "last_hash": last_hash, "mac": mac}
+        if and_commit:
+            raw = conn.connection.driver_connection
+            with raw.pipeline():  # psycopg: both statements queued, one sync
+                raw.execute(_APPEND_PG_RAW, params)
+                raw.commit()  # SQLAlchemy's own COMMIT then finds no transaction open: a no-op
+        else:
+            conn.execute(_APPEND_PG, params)
     else:
         conn.execute(insert(AuditEvent.__table__), rows)
         conn.execute(update(head_table).where(head_table.c.tenant_id == tenant_id)
-                     .values(last_seq=last_seq, last_hash=last_hash, sealed_seq=last_seq, sealed_hash=last_hash,
-                             mac=mac))
+                     .values(last_seq=last_seq, last_hash=last_hash, mac=mac))
     return [r["seq"] for r in rows]
 
 
@@ -236,14 +184,9 @@ _EVENT_COLUMNS = ", ".join(("tenant_id", "seq", "created_at", "actor_type", "act
 _APPEND_SQL = (
     f"WITH appended AS (INSERT INTO audit_event ({_EVENT_COLUMNS}) "
     f"SELECT {_EVENT_COLUMNS} FROM json_populate_recordset(NULL::audit_event, CAST(:rows AS json))) "
-    "UPDATE audit_head SET last_seq = :last_seq, last_hash = :last_hash, sealed_seq = :last_seq, "
-    "sealed_hash = :last_hash, mac = :mac WHERE tenant_id = :tenant_id")
+    "UPDATE audit_head SET last_seq = :last_seq, last_hash = :last_hash, mac = :mac WHERE tenant_id = :tenant_id")
 _APPEND_PG = text(_APPEND_SQL)
-# psycopg's own style: these go straight to the driver connection (a pipeline SQLAlchemy can't drive).
-_APPEND_FUNCTION = ("SELECT new_seq, new_hash FROM audit_append(%(tenant_id)s, CAST(%(rows)s AS json), "
-                    "%(prefixes)s, %(suffixes)s)")
-_SEAL = ("UPDATE audit_head SET sealed_seq = %(seq)s, sealed_hash = %(hash)s, mac = %(mac)s "
-         "WHERE tenant_id = %(tenant_id)s AND sealed_seq < %(seq)s")
+_APPEND_PG_RAW = re.sub(r":(\w+)", r"%(\1)s", _APPEND_SQL.replace("::", "\0")).replace("\0", "::")  # psycopg style
 
 
 def _key(session: Session) -> str:
@@ -383,13 +326,10 @@ def _drain(session: Session, *, committing: bool = False) -> None:
     conn = session.connection()
     key = _key(session)
     tenants = sorted(pending)
-    last = tenants.pop()
+    commit_with_last = (committing and conn.dialect.name == "postgresql" and not session.in_nested_transaction()
+                        and len(pending[tenants[-1]]) <= _ONE_STATEMENT_ROWS)
     for tenant_id in tenants:
-        append(conn, key, tenant_id, pending[tenant_id])
-    if (committing and conn.dialect.name == "postgresql" and not session.in_nested_transaction()
-            and len(pending[last]) <= _ONE_STATEMENT_ROWS and _append_and_commit(conn, key, last, pending[last])):
-        return
-    append(conn, key, last, pending[last])
+        append(conn, key, tenant_id, pending[tenant_id], and_commit=commit_with_last and tenant_id == tenants[-1])
 
 
 def _before_commit(session: Session) -> None:

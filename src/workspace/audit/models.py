@@ -43,9 +43,9 @@ class AuditEvent(TenantOwned, Base):
 class AuditHead(Base):
     """Where each tenant's chain ends: locked to append, and the anchor that exposes truncation.
 
-    ``mac`` is an HMAC of (tenant, sealed_seq, sealed_hash) under the server's secret key, so rewriting
-    the head together with the events needs the key, not just database access. A trigger refuses a
-    head or seal that moves backwards.
+    ``mac`` is an HMAC of (tenant, seq, hash) under the server's secret key, so rewriting the head
+    together with the events needs the key, not just database access. A trigger refuses a head
+    that moves backwards.
     """
 
     __tablename__ = "audit_head"
@@ -54,8 +54,3 @@ class AuditHead(Base):
     last_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     last_hash: Mapped[str] = mapped_column(String(64), nullable=False, default=GENESIS_HASH)
     mac: Mapped[str] = mapped_column(String(64), nullable=False, default="")
-    # The point of the chain the MAC covers: the end of the chain, or (PostgreSQL, for the moment after
-    # a commit until the app seals it) a little before it (migration 0018).
-    sealed_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default="0")
-    sealed_hash: Mapped[str] = mapped_column(String(64), nullable=False, default=GENESIS_HASH,
-                                             server_default=GENESIS_HASH)
