@@ -222,3 +222,23 @@ def test_an_append_failing_with_the_commit_keeps_nothing_and_the_connection_usab
     assert len(after) == len(before) + 1 and after[-1].object_label == "kept"
     assert [e.seq for e in after] == list(range(1, len(after) + 1))
     assert _verify(runtime, world.tenant_id).ok
+
+
+TRICKY = ['émoji 🎉 and 中文', 'quotes " and \\ backslash', "line\nbreak\ttab", '"seq":1', "\u2028 separator"]
+
+
+def test_events_written_as_json_rows_hash_as_the_verifier_recomputes(runtime, database):
+    """PostgreSQL writes a transaction's events from one JSON document (json_populate_recordset); the
+    verifier recomputes every hash from the stored rows: both must agree on any content."""
+    from workspace.audit import chain
+
+    world = make_tenant(runtime, "acme")
+    with runtime.unit_of_work(world.tenant_id) as db:
+        for label in TRICKY:
+            chain.record(db, "test.tricky", tenant_id=world.tenant_id, object_type="test", object_label=label,
+                         changes={"seq": [1, 2], "nested": {"seq": label, "n": 1.5, "none": None}, "list": [label]})
+    with runtime.unit_of_work(world.tenant_id) as db:
+        db.add(Team(name=TRICKY[0]))
+    events = _events(runtime, world.tenant_id)
+    assert [e.object_label for e in events if e.action == "test.tricky"] == TRICKY
+    assert _verify(runtime, world.tenant_id).ok
