@@ -342,6 +342,13 @@ def prediction_json(p: Prediction) -> PredictionOut:
     }
 
 
+# The task fields Workspace has no counterpart for, the same in every task (a page builds hundreds).
+_TASK_FIXED: dict[str, Any] = {
+    "file_upload": None, "storage_filename": None, "comment_count": 0, "unresolved_comment_count": 0,
+    "last_comment_updated_at": None, "completed_at": None, "avg_lead_time": None, "draft_exists": False,
+}
+
+
 def task_json(task: Task, *, inner_id: int | None, annotations: list[Annotation] | None,
               predictions: list[Prediction] | None, users: Mapping[int, UserInfo], maximum_annotations: int = 1,
               expand_users: bool = True) -> TaskOut:
@@ -351,6 +358,7 @@ def task_json(task: Task, *, inner_id: int | None, annotations: list[Annotation]
     cancelled = sum(1 for a in annotations or [] if a.status == SKIPPED)
     created = iso(task.created_at)
     out: dict[str, Any] = {
+        **_TASK_FIXED,
         "id": task.id,
         "data": task.data,
         "meta": {},
@@ -363,15 +371,7 @@ def task_json(task: Task, *, inner_id: int | None, annotations: list[Annotation]
         "total_annotations": total_annotations,
         "cancelled_annotations": cancelled,
         "total_predictions": task.prediction_count if predictions is None else len(predictions),
-        "file_upload": None,
-        "storage_filename": None,
-        "comment_count": 0,
-        "unresolved_comment_count": 0,
-        "last_comment_updated_at": None,
         "updated_by": [],
-        "completed_at": None,
-        "avg_lead_time": None,
-        "draft_exists": False,
         "comment_authors": [],
         "drafts": [],
     }
