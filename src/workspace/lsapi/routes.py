@@ -506,7 +506,7 @@ def project_export_formats(request: Request[Any, Any, Any], project_id: FromPath
 def _task_json(request: Request[Any, Any, Any], ctx: TenantContext, task: Task, *, expand: bool = True) -> ser.TaskOut:
     db = _db(request)
     project = projects.get_project(db, task.project_id)
-    annotations, predictions = svc.task_children(db, ctx, [task.id])
+    annotations, predictions = svc.task_children(db, ctx, [task])
     users = svc.users_by_id(db, [a.completed_by_id for a in annotations[task.id]])
     return ser.task_json(task, inner_id=svc.inner_id(db, task), annotations=annotations[task.id],
                          predictions=predictions[task.id], users=users,
@@ -536,8 +536,7 @@ def task_list(
     found = svc.task_page(db, ctx, project_ids, page, min(page_size, MAX_TASK_PAGE_SIZE),
                           only_annotated=_flag(only_annotated))
     full = (fields or "").lower() == "all"
-    ids = [t.id for t in found.tasks]
-    annotations, predictions = svc.task_children(db, ctx, ids) if full else ({}, {})
+    annotations, predictions = svc.task_children(db, ctx, found.tasks) if full else ({}, {})
     users = svc.users_by_id(db, [a.completed_by_id for items in annotations.values() for a in items])
     overlaps = {p.id: svc.maximum_annotations(p) for p in shown}
     return {"tasks": [ser.task_json(t, inner_id=t.inner_id or (found.offset + i + 1 if project is not None else None),
@@ -624,7 +623,7 @@ def annotation_create(request: Request[Any, Any, Any], task_id: FromPath[int], d
 @in_thread
 def annotation_list(request: Request[Any, Any, Any], task_id: FromPath[int]) -> list[ser.AnnotationOut]:
     task, ctx = _task_for(request, task_id)
-    annotations, _ = svc.task_children(_db(request), ctx, [task.id])
+    annotations, _ = svc.task_children(_db(request), ctx, [task])
     return [ser.annotation_json(a) for a in annotations[task.id]]
 
 

@@ -254,8 +254,12 @@ def visible_annotations(ctx: TenantContext) -> Any:
     return cond
 
 
-def task_children(session: Session, ctx: TenantContext, task_ids: Sequence[int]
+def task_children(session: Session, ctx: TenantContext, tasks: Sequence[Task | TaskRow]
                   ) -> tuple[dict[int, list[Annotation]], dict[int, list[Prediction]]]:
+    """The annotations this member may see and the predictions of these tasks, by task id. A task
+    whose kept prediction count is 0 has none to look for (every write of a prediction moves the count
+    in its own transaction)."""
+    task_ids = [t.id for t in tasks]
     annotations: dict[int, list[Annotation]] = {i: [] for i in task_ids}
     predictions: dict[int, list[Prediction]] = {i: [] for i in task_ids}
     if not task_ids:
@@ -265,7 +269,8 @@ def task_children(session: Session, ctx: TenantContext, task_ids: Sequence[int]
              else session.scalars(_OWN_ANNOTATIONS, {**ids, "user_id": ctx.user_id}))
     for a in found:
         annotations[a.task_id].append(a)
-    for p in session.scalars(_PREDICTIONS, ids):
+    predicted = [t.id for t in tasks if t.prediction_count]
+    for p in session.scalars(_PREDICTIONS, {"task_ids": predicted}) if predicted else ():
         predictions[p.task_id].append(p)
     return annotations, predictions
 
