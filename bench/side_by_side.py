@@ -154,7 +154,7 @@ class Workspace:
         self._cli("migrate")
         email = "owner@bench.example"
         self._cli("create-tenant", "bench", "--name", "Bench", "--owner-email", email,
-                  "--owner-password", secrets.token_urlsafe(16))
+                  f"--owner-password={secrets.token_urlsafe(16)}")  # "=": a random value may begin with "-"
         self.token = self._cli("create-token", "--tenant", "bench", "--email", email,
                                "--name", "lsbench").strip().splitlines()[-1].strip()
         cmd = [sys.executable, "-m", "uvicorn", "--factory", "side_by_side:asgi_app",
