@@ -210,7 +210,7 @@ def test_an_append_failing_with_the_commit_keeps_nothing_and_the_connection_usab
 
     world = make_tenant(runtime, "acme")
     before = _events(runtime, world.tenant_id)
-    monkeypatch.setattr(chain, "_APPEND_PG_RAW", "SELECT 1 / (%(last_seq)s - %(last_seq)s)")
+    monkeypatch.setattr(chain, "_APPEND_PG", "SELECT 1 / (%(last_seq)s - %(last_seq)s)")
     with pytest.raises(Exception, match="division by zero"):
         with runtime.unit_of_work(world.tenant_id) as db:
             db.add(Team(name="doomed"))

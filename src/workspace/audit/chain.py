@@ -14,12 +14,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, inspect, insert, select, text, update
+from sqlalchemy import bindparam, event, inspect, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -119,14 +118,14 @@ def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, A
            and_commit: bool = False) -> list[int]:
     """Append entries (action, object_type, object_id, object_label, changes, actor) to the chain.
 
-    ``and_commit`` (the transaction's last step, PostgreSQL): the append and the COMMIT go to the server
-    together, in one round trip, so the head stays locked one round trip less."""
+    ``and_commit`` (the transaction's last step): on PostgreSQL, for a request's few events, the append
+    and the COMMIT go to the server together, in one round trip, so the head stays locked one round trip
+    less; otherwise SQLAlchemy's commit follows as usual."""
     if not entries:
         return []
-    head_table = AuditHead.__table__
     row = conn.execute(_LOCK_HEAD, {"tenant_id": tenant_id}).first()
     if row is None:
-        conn.execute(insert(head_table).values(tenant_id=tenant_id, last_seq=0, last_hash=GENESIS_HASH, mac=""))
+        conn.execute(insert(_HEAD).values(tenant_id=tenant_id, last_seq=0, last_hash=GENESIS_HASH, mac=""))
         last_seq, last_hash = 0, GENESIS_HASH
     else:
         last_seq, last_hash = row
@@ -164,13 +163,13 @@ def append(conn: Connection, key: str, tenant_id: int, entries: list[dict[str, A
         if and_commit:
             raw = conn.connection.driver_connection
             with raw.pipeline():  # psycopg: both statements queued, one sync
-                raw.execute(_APPEND_PG_RAW, params)
+                raw.execute(_APPEND_PG, params)
                 raw.commit()  # SQLAlchemy's own COMMIT then finds no transaction open: a no-op
         else:
-            conn.execute(_APPEND_PG, params)
+            conn.exec_driver_sql(_APPEND_PG, params)
     else:
         conn.execute(insert(AuditEvent.__table__), rows)
-        conn.execute(update(head_table).where(head_table.c.tenant_id == tenant_id)
+        conn.execute(update(_HEAD).where(_HEAD.c.tenant_id == tenant_id)
                      .values(last_seq=last_seq, last_hash=last_hash, mac=mac))
     return [r["seq"] for r in rows]
 
@@ -181,12 +180,12 @@ _LOCK_HEAD = (select(_HEAD.c.last_seq, _HEAD.c.last_hash)
 _EVENT_COLUMNS = ", ".join(("tenant_id", "seq", "created_at", "actor_type", "actor_id", "actor_label", "action",
                             "object_type", "object_id", "object_label", "changes", "ip", "user_agent",
                             "request_id", "prev_hash", "hash"))
-_APPEND_SQL = (
+# In the driver's own parameter style: it also goes straight to psycopg, in a pipeline SQLAlchemy can't drive.
+_APPEND_PG = (
     f"WITH appended AS (INSERT INTO audit_event ({_EVENT_COLUMNS}) "
-    f"SELECT {_EVENT_COLUMNS} FROM json_populate_recordset(NULL::audit_event, CAST(:rows AS json))) "
-    "UPDATE audit_head SET last_seq = :last_seq, last_hash = :last_hash, mac = :mac WHERE tenant_id = :tenant_id")
-_APPEND_PG = text(_APPEND_SQL)
-_APPEND_PG_RAW = re.sub(r":(\w+)", r"%(\1)s", _APPEND_SQL.replace("::", "\0")).replace("\0", "::")  # psycopg style
+    f"SELECT {_EVENT_COLUMNS} FROM json_populate_recordset(NULL::audit_event, CAST(%(rows)s AS json))) "
+    "UPDATE audit_head SET last_seq = %(last_seq)s, last_hash = %(last_hash)s, mac = %(mac)s "
+    "WHERE tenant_id = %(tenant_id)s")
 
 
 def _key(session: Session) -> str:
@@ -326,10 +325,9 @@ def _drain(session: Session, *, committing: bool = False) -> None:
     conn = session.connection()
     key = _key(session)
     tenants = sorted(pending)
-    commit_with_last = (committing and conn.dialect.name == "postgresql" and not session.in_nested_transaction()
-                        and len(pending[tenants[-1]]) <= _ONE_STATEMENT_ROWS)
-    for tenant_id in tenants:
-        append(conn, key, tenant_id, pending[tenant_id], and_commit=commit_with_last and tenant_id == tenants[-1])
+    last = tenants[-1] if committing and not session.in_nested_transaction() else None
+    for tenant_id in tenants:  # append() takes the COMMIT along only where it can (PostgreSQL, few events)
+        append(conn, key, tenant_id, pending[tenant_id], and_commit=tenant_id == last)
 
 
 def _before_commit(session: Session) -> None:

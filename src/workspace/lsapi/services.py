@@ -246,12 +246,18 @@ def inner_id(session: Session, task: Task) -> int:
                               .where(Task.project_id == task.project_id, Task.id <= task.id)) or 0)
 
 
+_NOT_DRAFT = Annotation.status != DRAFT
+
+
+def _sees_all_annotations(ctx: TenantContext) -> bool:
+    return ctx.has("project:review")
+
+
 def visible_annotations(ctx: TenantContext) -> Any:
     """Condition on Annotation: drafts never; other members' work only with ``project:review``."""
-    cond = Annotation.status != DRAFT
-    if not ctx.has("project:review"):
-        cond = cond & (Annotation.completed_by_id == ctx.user_id)
-    return cond
+    if _sees_all_annotations(ctx):
+        return _NOT_DRAFT
+    return _NOT_DRAFT & (Annotation.completed_by_id == ctx.user_id)
 
 
 def task_children(session: Session, ctx: TenantContext, tasks: Sequence[Task | TaskRow]
@@ -265,7 +271,7 @@ def task_children(session: Session, ctx: TenantContext, tasks: Sequence[Task | T
     if not task_ids:
         return annotations, predictions
     ids = {"task_ids": list(task_ids)}
-    found = (session.scalars(_ALL_ANNOTATIONS, ids) if ctx.has("project:review")
+    found = (session.scalars(_ALL_ANNOTATIONS, ids) if _sees_all_annotations(ctx)
              else session.scalars(_OWN_ANNOTATIONS, {**ids, "user_id": ctx.user_id}))
     for a in found:
         annotations[a.task_id].append(a)
@@ -275,9 +281,9 @@ def task_children(session: Session, ctx: TenantContext, tasks: Sequence[Task | T
     return annotations, predictions
 
 
-# Built once, like the other hot statements; the conditions are visible_annotations' two cases.
+# Built once, like the other hot statements: visible_annotations' two cases, the member's id bound.
 _ALL_ANNOTATIONS = select(Annotation).where(
-    Annotation.task_id.in_(bindparam("task_ids", expanding=True)), Annotation.status != DRAFT).order_by(Annotation.id)
+    Annotation.task_id.in_(bindparam("task_ids", expanding=True)), _NOT_DRAFT).order_by(Annotation.id)
 _OWN_ANNOTATIONS = _ALL_ANNOTATIONS.where(Annotation.completed_by_id == bindparam("user_id"))
 _PREDICTIONS = select(Prediction).where(
     Prediction.task_id.in_(bindparam("task_ids", expanding=True))).order_by(Prediction.id)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 import functools
+from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Select, bindparam, func, or_, select

@@ -27,7 +27,6 @@ from sqlalchemy import bindparam, delete, insert, literal, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from workspace.audit.chain import record_created
-
 from workspace.lib.timeutil import utcnow
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Conflict, Invalid, NotFound
