@@ -111,3 +111,27 @@ def test_session_cannot_switch_tenant(runtime, two_tenants):
             bind_tenant(session, b.tenant_id)
     finally:
         session.close()
+
+
+def test_core_prediction_lookup_is_scoped(runtime, two_tenants):
+    """The prediction API's Core lookup (it bypasses the ORM hook) names the tenant itself: another
+    tenant's task is missing, and with no tenant bound it refuses to run."""
+    from workspace.lsapi.services import prediction_target
+    from workspace.workflow.models import Task
+
+    a, b = two_tenants
+    with runtime.unit_of_work(b.tenant_id) as db:
+        b_task = FACTORIES[Task](db, "bravo")
+        b_id, b_data = b_task.id, b_task.data
+    with runtime.unit_of_work(b.tenant_id) as db:
+        assert prediction_target(db, b_id).data == b_data
+    with runtime.unit_of_work(a.tenant_id) as db:
+        with pytest.raises(NotFound):
+            prediction_target(db, b_id)
+    session = runtime.session_factory()
+    try:
+        with pytest.raises(TenantScopeError):
+            prediction_target(session, b_id)
+    finally:
+        session.rollback()
+        session.close()

@@ -669,9 +669,9 @@ def prediction_create(request: Request[Any, Any, Any], data: JSONBody[Json]) -> 
     if not isinstance(task_id, int) or isinstance(task_id, bool):
         raise Invalid('Give the task id as "task".', field="task")
     db = _db(request)
-    task, _project = svc.task_and_project(db, task_id)  # the project stays loaded for the service
-    ctx = _project_ctx(request, task.project_id)
-    return ser.prediction_json(svc.create_prediction(db, ctx, task, data))
+    target = svc.prediction_target(db, task_id)
+    ctx = _project_ctx(request, target.project_id)
+    return ser.prediction_json(svc.create_prediction(db, ctx, target, data))
 
 
 @get("/api/predictions/", opt=requires("tenant:read", **{LS_PERM: "project:read"}, **READ), name="ls_predictions")

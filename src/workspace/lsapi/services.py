@@ -53,7 +53,7 @@ from workspace.workflow.settings import workflow_settings
 from workspace.workflow.tally import TaskTotals, project_totals
 
 __all__ = ["ImportResult", "TaskPage", "import_json", "task_page", "project_counters", "users_by_id",
-           "inner_id", "visible_task", "task_and_project", "task_children", "create_task", "update_task", "delete_task",
+           "inner_id", "visible_task", "task_and_project", "prediction_target", "PredictionTarget", "task_children", "create_task", "update_task", "delete_task",
            "create_annotation", "update_annotation", "delete_annotation", "annotation_of", "create_prediction",
            "update_prediction", "delete_prediction", "prediction_of", "import_predictions", "maximum_annotations",
            "visible_annotations"]
@@ -437,7 +437,7 @@ def _expand_shorthand(config: LabelConfig, result: Any) -> Any:
     return [{"from_name": control.name, "to_name": control.to_names[0], "type": kind, "value": value}]
 
 
-def _prediction_fields(project: Project, task: Task, body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+def _prediction_fields(label_config: str, task_data: Any, body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "result" in body or not partial:
         result = body.get("result")
@@ -445,8 +445,8 @@ def _prediction_fields(project: Project, task: Task, body: dict[str, Any], *, pa
             raise Invalid("The prediction's result is larger than 5 MB.", field="result")
         # Structure only, as for drafts: a prediction may be partial; the labeling page keeps only the
         # regions that fit the config when it offers them.
-        config = parse_label_config(project.label_config)
-        out["result"] = validate_draft(config, task.data if isinstance(task.data, dict) else {},
+        config = parse_label_config(label_config)
+        out["result"] = validate_draft(config, task_data if isinstance(task_data, dict) else {},
                                        with_region_ids(_expand_shorthand(config, result)))
     if "score" in body:
         score = body["score"]
@@ -469,17 +469,39 @@ def _audit_prediction(session: Session, ctx: TenantContext, verb: str, p: Predic
            object_label=f"prediction {p.id} of task {p.task_id}", changes=changes or {})
 
 
+class PredictionTarget(NamedTuple):
+    """What writing a prediction needs of its task: the ids, the task's data and its project's label
+    config (the result is checked against both)."""
+
+    task_id: int
+    project_id: int
+    data: Any
+    label_config: str
+
+
 # The hot API paths' statements are built once (construction and cache key cost more than the query).
 _TASK_AND_PROJECT = select(Task, Project).join(Project, Project.id == Task.project_id).where(
     Task.id == bindparam("task_id"))
-_PREDICTION_MADE = insert(Prediction).values({
-    name: bindparam(f"p_{name}", type_=Prediction.__table__.c[name].type)
+
+# The prediction path is Core, on the tables: no ORM entities to load, identity-map or cache-key per
+# request (the ORM's bulk-DML machinery cost more than the statements). Core statements skip the ORM
+# scoping hook, so each names the tenant itself, from ``bulk_tenant_id`` (raises when none is bound).
+_TASK_T, _PROJECT_T, _PREDICTION_T = Task.__table__, Project.__table__, Prediction.__table__
+_PREDICTION_TARGET = (
+    select(_TASK_T.c.id, _TASK_T.c.project_id, _TASK_T.c.data, _PROJECT_T.c.label_config)
+    .join(_PROJECT_T, _PROJECT_T.c.id == _TASK_T.c.project_id)
+    .where(_TASK_T.c.id == bindparam("task_id"), _TASK_T.c.tenant_id == bindparam("tenant_id"),
+           _PROJECT_T.c.tenant_id == bindparam("tenant_id")))
+_PREDICTION_MADE = insert(_PREDICTION_T).values({
+    name: bindparam(f"p_{name}", type_=_PREDICTION_T.c[name].type)
     for name in ("tenant_id", "project_id", "task_id", "result", "score", "model_version", "created_at")
-}).returning(Prediction.id).cte("made")
+}).returning(_PREDICTION_T.c.id).cte("made")
+# The row and its task's count in one round trip (the count stays in the database: concurrent creates
+# all count). The task is the tenant's (checked when it was looked up, and again here).
 _PREDICTION_INSERT_AND_COUNT = (
-    update(Task).where(Task.id == bindparam("p_task_id")).values(prediction_count=Task.prediction_count + 1)
-    .add_cte(_PREDICTION_MADE).returning(select(_PREDICTION_MADE.c.id).scalar_subquery())
-    .execution_options(synchronize_session=False))
+    update(_TASK_T).where(_TASK_T.c.id == bindparam("p_task_id"), _TASK_T.c.tenant_id == bindparam("p_tenant_id"))
+    .values(prediction_count=_TASK_T.c.prediction_count + 1)
+    .add_cte(_PREDICTION_MADE).returning(select(_PREDICTION_MADE.c.id).scalar_subquery()))
 
 
 def task_and_project(session: Session, task_id: int) -> tuple[Task, Project]:
@@ -491,16 +513,26 @@ def task_and_project(session: Session, task_id: int) -> tuple[Task, Project]:
     return row[0], row[1]
 
 
-def create_prediction(session: Session, ctx: TenantContext, task: Task, body: dict[str, Any]) -> Prediction:
-    project = fetch(session, Project, task.project_id, what="Project")
-    fields = _prediction_fields(project, task, body, partial=False)
-    p = Prediction(project_id=project.id, task_id=task.id, result=fields["result"], score=fields.get("score"),
-                   model_version=fields.get("model_version", ""), created_at=utcnow())
+def prediction_target(session: Session, task_id: int) -> PredictionTarget:
+    """The tenant's task ``task_id`` as a prediction needs it (NotFound like a missing task)."""
+    row = session.connection().execute(
+        _PREDICTION_TARGET, {"task_id": task_id, "tenant_id": bulk_tenant_id(session)}).first()
+    if row is None:
+        raise NotFound("Task not found")
+    return PredictionTarget(*row)
+
+
+def create_prediction(session: Session, ctx: TenantContext, task: Task | PredictionTarget,
+                      body: dict[str, Any]) -> Prediction:
+    if isinstance(task, Task):
+        project = fetch(session, Project, task.project_id, what="Project")
+        task = PredictionTarget(task.id, task.project_id, task.data, project.label_config)
+    fields = _prediction_fields(task.label_config, task.data, body, partial=False)
+    p = Prediction(tenant_id=bulk_tenant_id(session), project_id=task.project_id, task_id=task.task_id,
+                   result=fields["result"], score=fields.get("score"), model_version=fields.get("model_version", ""),
+                   created_at=utcnow())
     if session.get_bind().dialect.name == "postgresql":
-        # The row and its task's count in one round trip (the count stays in the database: concurrent
-        # creates all count). The tenant is the session's, written as the flush hook would.
-        p.tenant_id = bulk_tenant_id(session)
-        p.id = session.execute(_PREDICTION_INSERT_AND_COUNT, {
+        p.id = session.connection().execute(_PREDICTION_INSERT_AND_COUNT, {
             "p_tenant_id": p.tenant_id, "p_project_id": p.project_id, "p_task_id": p.task_id, "p_result": p.result,
             "p_score": p.score, "p_model_version": p.model_version, "p_created_at": p.created_at}).scalar_one()
         make_transient_to_detached(p)  # the row exists: the session holds it like one it loaded
@@ -508,7 +540,7 @@ def create_prediction(session: Session, ctx: TenantContext, task: Task, body: di
     else:
         session.add(p)
         session.flush()
-        session.execute(update(Task).where(Task.id == task.id).values(prediction_count=Task.prediction_count + 1)
+        session.execute(update(Task).where(Task.id == p.task_id).values(prediction_count=Task.prediction_count + 1)
                         .execution_options(synchronize_session=False))
     _audit_prediction(session, ctx, "created", p, {"model_version": [None, p.model_version], "score": [None, p.score]})
     return p
@@ -521,7 +553,7 @@ def prediction_of(session: Session, prediction_id: int) -> Prediction:
 def update_prediction(session: Session, ctx: TenantContext, p: Prediction, body: dict[str, Any]) -> Prediction:
     project = fetch(session, Project, p.project_id, what="Project")
     task = fetch(session, Task, p.task_id, what="Task")
-    fields = _prediction_fields(project, task, body, partial=True)
+    fields = _prediction_fields(project.label_config, task.data, body, partial=True)
     changes = {k: [getattr(p, k) if k != "result" else None, v if k != "result" else None]
                for k, v in fields.items()}
     for key, value in fields.items():
