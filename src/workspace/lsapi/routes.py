@@ -52,7 +52,7 @@ from workspace.web.blocking import in_thread
 from workspace.web.guards import PUBLIC, requires
 from workspace.web.guards import _record_denied  # the guard's own audit of a denial, reused for object rules
 from workspace.web.render import ctx_of
-from workspace.web.uow import DEFERRED_TX, request_actor, request_session, runtime_of
+from workspace.web.uow import ONE_THREAD, DEFERRED_TX, request_actor, request_session, runtime_of
 from workspace.workflow import services as projects
 from workspace.workflow.datamanager import Filters, delete_tasks
 from workspace.workflow.export_formats import FORMATS, unsupported_reason, write_export
@@ -732,4 +732,5 @@ HANDLERS = [
     prediction_create, prediction_list, prediction_get, prediction_update, prediction_delete,
 ]
 
-route_handlers = [Router(path="/", route_handlers=HANDLERS, exception_handlers={ServiceError: _ls_error})]
+route_handlers = [Router(path="/", route_handlers=HANDLERS, exception_handlers={ServiceError: _ls_error},
+                          opt={ONE_THREAD: True})]  # every handler here returns plain data

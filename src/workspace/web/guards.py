@@ -15,6 +15,7 @@ neither answer tells an existing project from a missing one).
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -34,7 +35,8 @@ from workspace.tenancy.permissions import CATALOGUE, is_project_scoped
 from workspace.tenancy.scoping import bind_tenant
 from workspace.tenancy.services import resolve_api_key
 from workspace.tenancy.personal_tokens import looks_like_jwt, resolve_access_token
-from workspace.web.uow import request_actor, request_session, runtime_of
+from workspace.web.blocking import DEFERRED_GUARD, runs_deferred_guard
+from workspace.web.uow import ONE_THREAD, request_actor, request_session, runtime_of
 
 __all__ = ["PUBLIC", "SIGNED_IN", "requires", "authorize", "LoginRequired", "ACCESS_KEY", "STATE_CTX", "STATE_USER"]
 
@@ -197,5 +199,10 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: Bas
             await anyio.to_thread.run_sync(_resolve, connection, SIGNED_IN)
         except LoginRequired:
             pass
+        return
+    if handler.opt.get(ONE_THREAD) and runs_deferred_guard(handler.fn):
+        # The handler runs in a worker thread anyway: resolve there, first thing, and save a thread hop.
+        # (Its arguments are parsed first: a malformed body is a 400 before the credentials are read.)
+        connection.scope.setdefault("state", {})[DEFERRED_GUARD] = functools.partial(_resolve, connection, access)
         return
     await anyio.to_thread.run_sync(_resolve, connection, access)
