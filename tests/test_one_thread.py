@@ -89,3 +89,13 @@ def test_a_refused_write_keeps_nothing(api, runtime, world):  # type: ignore[no-
     api("POST", "/api/predictions/", {"task": task, "result": RESULT, "score": "high"}, status=400)
     assert _predictions(runtime, world) == 0
     assert api("GET", f"/api/tasks/{task}/")["total_predictions"] == 0
+
+
+def test_without_credentials_nothing_but_parsing_happens_first(client, runtime, world):  # type: ignore[no-untyped-def]
+    """The handler's arguments are parsed before the deferred guard runs: a malformed body is a 400
+    even without credentials (it reveals nothing the OpenAPI document does not); a well-formed one is
+    a 401, and neither touches the database."""
+    bad = client.post("/api/predictions/", content=b"{not json", headers={"content-type": "application/json"})
+    assert bad.status_code == 400
+    assert client.post("/api/predictions/", json={"task": 1, "result": RESULT}).status_code == 401
+    assert _predictions(runtime, world) == 0
