@@ -289,3 +289,17 @@ def api_token(runtime, world: World, person: Person) -> str:  # type: ignore[no-
 @pytest.fixture
 def htmx_path() -> Path:
     return REPO_ROOT / "build" / "node_modules" / "htmx.org" / "dist" / "htmx.min.js"
+
+
+@pytest.fixture
+def world(runtime):  # type: ignore[no-untyped-def]
+    """A tenant "acme" and its owner (a test file may define its own ``world``)."""
+    return make_tenant(runtime, "acme")
+
+
+@pytest.fixture
+def api(client, runtime, world):  # type: ignore[no-untyped-def]
+    """The Label Studio API as ``world``'s owner, with a legacy token."""
+    from lsapi_client import Api
+
+    return Api(client, api_token(runtime, world, world.owner))

@@ -11,12 +11,10 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import pytest
 from alembic import command
 from sqlalchemy import select, text
 
-from conftest import api_token, make_tenant
-from lsapi_client import RESULT, Api
+from lsapi_client import RESULT
 from workspace.db.migrate import alembic_config
 from workspace.lib.timeutil import utcnow
 from workspace.tenancy.context import TenantContext
@@ -24,16 +22,6 @@ from workspace.tenancy.scoping import stamp_rows
 from workspace.workflow.imports import import_tasks
 from workspace.workflow.models import Task
 from workspace.workflow.repositories import insert_tasks
-
-
-@pytest.fixture
-def world(runtime):  # type: ignore[no-untyped-def]
-    return make_tenant(runtime, "acme")
-
-
-@pytest.fixture
-def api(client, runtime, world) -> Api:  # type: ignore[no-untyped-def]
-    return Api(client, api_token(runtime, world, world.owner))
 
 
 def numbers(runtime, project_id: int) -> list[int | None]:  # type: ignore[no-untyped-def]

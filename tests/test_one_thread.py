@@ -17,16 +17,6 @@ from workspace.workflow.models import Prediction
 
 
 @pytest.fixture
-def world(runtime):  # type: ignore[no-untyped-def]
-    return make_tenant(runtime, "acme")
-
-
-@pytest.fixture
-def api(client, runtime, world) -> Api:  # type: ignore[no-untyped-def]
-    return Api(client, api_token(runtime, world, world.owner))
-
-
-@pytest.fixture
 def hops(monkeypatch):  # type: ignore[no-untyped-def]
     """Counts the request's trips to a worker thread (the real function still runs)."""
     calls: list[str] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import add_member, api_token, grant_project, make_tenant
+from conftest import add_member, api_token, grant_project
 from lsapi_client import RESULT, Api
 from sqlalchemy import select, text
 
@@ -19,16 +19,6 @@ from workspace.lsapi import services as lsapi
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.permissions import CATALOGUE
 from workspace.workflow.models import Task
-
-
-@pytest.fixture
-def world(runtime):  # type: ignore[no-untyped-def]
-    return make_tenant(runtime, "acme")
-
-
-@pytest.fixture
-def api(client, runtime, world) -> Api:  # type: ignore[no-untyped-def]
-    return Api(client, api_token(runtime, world, world.owner))
 
 
 @pytest.fixture
