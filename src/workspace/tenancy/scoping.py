@@ -4,7 +4,12 @@ The tenant lives on the SQLAlchemy session (``session.info``), set once per requ
 ``bind_tenant``. A ``do_orm_execute`` hook adds ``tenant_id = <current>`` to every SELECT, UPDATE and
 DELETE that touches a ``TenantOwned`` model (including relationship and lazy loads) and **raises**
 when no tenant is bound. A ``before_flush`` hook stamps ``tenant_id`` on new rows and refuses rows of
-another tenant. This module is the only place a tenant filter is written.
+another tenant. This module is the only place an ORM statement's tenant filter is written.
+
+A few hot paths run Core statements on the tables, which this hook does not see (the prediction write
+and the first submit of a task in ``lsapi.services`` and ``workflow.annotations``). Each of those names
+the tenant itself, with the value from ``bulk_tenant_id``, which raises when no tenant is bound, so
+they fail closed too; ``tests/isolation`` checks them.
 
 Explicit, greppable escape hatch: ``unscoped(session, reason)``, for cross-tenant work that is by
 nature global (login lookups of a user's memberships, the audit verifier, CLI admin commands).
