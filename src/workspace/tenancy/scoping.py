@@ -9,7 +9,7 @@ another tenant. This module is the only place an ORM statement's tenant filter i
 A few hot paths run Core statements on the tables, which this hook does not see (the prediction write
 and the first submit of a task in ``lsapi.services`` and ``workflow.annotations``). Each of those names
 the tenant itself, with the value from ``bulk_tenant_id``, which raises when no tenant is bound, so
-they fail closed too; ``tests/isolation`` checks them.
+they fail closed too (``tests/isolation/test_models.py`` checks the prediction lookup).
 
 Explicit, greppable escape hatch: ``unscoped(session, reason)``, for cross-tenant work that is by
 nature global (login lookups of a user's memberships, the audit verifier, CLI admin commands).
