@@ -12,7 +12,8 @@ the tenant itself, with the value from ``bulk_tenant_id``, which raises when no 
 they fail closed too (``tests/isolation/test_models.py`` checks the prediction lookup).
 
 Explicit, greppable escape hatch: ``unscoped(session, reason)``, for cross-tenant work that is by
-nature global (login lookups of a user's memberships, the audit verifier, CLI admin commands).
+nature global (login lookups of a user's memberships, the audit verifier, CLI admin commands). The
+API credential lookup (``repositories.api_caller``) is global too; it is a Core query on the connection.
 """
 
 from __future__ import annotations
