@@ -29,7 +29,7 @@ from workspace.jobs.services import create_job
 from workspace.lib.timeutil import utcnow
 from workspace.ml import tagger
 from workspace.ml.models import CLASSIFIER, ERROR, KINDS, READY, REMOTE, TAGGER, UNTRAINED, MLBackend
-from workspace.ml.remote import DEFAULT_TIMEOUT, MAX_TIMEOUT, RemoteBackend, RemoteError
+from workspace.ml.remote import DEFAULT_TIMEOUT, MAX_TIMEOUT, RemoteBackend
 from workspace.tenancy.context import TenantContext
 from workspace.tenancy.errors import Invalid, NotFound, ServiceError
 from workspace.tenancy.repositories import fetch

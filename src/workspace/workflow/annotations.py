@@ -662,7 +662,6 @@ def skip_task(session: Session, ctx: TenantContext, project_id: int, task_id: in
         raise Conflict("You already submitted this task: update your annotation instead of skipping it.")
     annotation = work.annotation or work.draft
     before = revisions.snapshot(annotation)
-    created = annotation is None
     if annotation is None:
         annotation = Annotation(project_id=project.id, task_id=task.id, completed_by_id=ctx.user_id, version=1)
         session.add(annotation)

@@ -54,12 +54,12 @@ def refresh_tasks(session: Session, task_ids: Iterable[int]) -> None:
     """Recompute ``Task.agreement`` and the ground-truth scores of these tasks' annotations."""
     session.flush()
     by_task = counted_annotations(session, task_ids)
-    for task_id, annotations in by_task.items():
-        value = task_agreement([a.result for a in annotations])
+    for task_id, counted in by_task.items():
+        value = task_agreement([a.result for a in counted])
         session.execute(update(Task).where(Task.id == task_id).values(agreement=value)
                         .execution_options(synchronize_session=False))
-        truth = next((a for a in annotations if a.ground_truth), None)
-        for annotation in annotations:
+        truth = next((a for a in counted if a.ground_truth), None)
+        for annotation in counted:
             score = None if truth is None or annotation is truth else result_agreement(annotation.result, truth.result)
             if annotation.gt_score != score:
                 session.execute(update(Annotation).where(Annotation.id == annotation.id).values(gt_score=score)
