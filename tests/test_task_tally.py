@@ -143,7 +143,8 @@ def test_concurrent_writers_keep_the_tally_exact(runtime, world, api, postgres):
             for round_ in range(3):
                 with runtime.unit_of_work(world.tenant_id) as db:
                     task = db.scalars(select(Task).where(Task.id == task_id)).one()
-                    made = [lsapi.create_prediction(db, owner, task, {"result": RESULT}) for _ in range(2)]
+                    target = lsapi.prediction_target(db, task_id)
+                    made = [lsapi.create_prediction(db, owner, target, {"result": RESULT}) for _ in range(2)]
                     lsapi.delete_prediction(db, owner, made[0])
                     if round_ == 1:
                         lsapi.create_annotation(db, owner, task, {"result": RESULT})

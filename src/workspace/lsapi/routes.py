@@ -52,7 +52,7 @@ from workspace.web.blocking import in_thread
 from workspace.web.guards import PUBLIC, requires
 from workspace.web.guards import _record_denied  # the guard's own audit of a denial, reused for object rules
 from workspace.web.render import ctx_of
-from workspace.web.uow import ONE_THREAD, DEFERRED_TX, request_actor, request_session, runtime_of
+from workspace.web.uow import DEFERRED_TX, ONE_THREAD, request_actor, request_session, runtime_of
 from workspace.workflow import services as projects
 from workspace.workflow.datamanager import Filters, delete_tasks
 from workspace.workflow.export_formats import FORMATS, unsupported_reason, write_export

@@ -53,8 +53,8 @@ from workspace.workflow.settings import workflow_settings
 from workspace.workflow.tally import TaskTotals, project_totals
 
 __all__ = ["ImportResult", "TaskPage", "import_json", "task_page", "project_counters", "users_by_id",
-           "inner_id", "visible_task", "task_and_project", "prediction_target", "PredictionTarget", "task_children", "create_task", "update_task", "delete_task",
-           "create_annotation", "update_annotation", "delete_annotation", "annotation_of", "create_prediction",
+           "inner_id", "visible_task", "task_and_project", "prediction_target", "PredictionTarget", "task_children",
+           "create_task", "update_task", "delete_task", "create_annotation", "update_annotation", "delete_annotation", "annotation_of", "create_prediction",
            "update_prediction", "delete_prediction", "prediction_of", "import_predictions", "maximum_annotations",
            "visible_annotations"]
 
@@ -522,11 +522,8 @@ def prediction_target(session: Session, task_id: int) -> PredictionTarget:
     return PredictionTarget(*row)
 
 
-def create_prediction(session: Session, ctx: TenantContext, task: Task | PredictionTarget,
-                      body: dict[str, Any]) -> Prediction:
-    if isinstance(task, Task):
-        project = fetch(session, Project, task.project_id, what="Project")
-        task = PredictionTarget(task.id, task.project_id, task.data, project.label_config)
+def create_prediction(session: Session, ctx: TenantContext, task: PredictionTarget, body: dict[str, Any]) -> Prediction:
+    """A prediction of ``task`` (from :func:`prediction_target`), its task's count moved and audited."""
     fields = _prediction_fields(task.label_config, task.data, body, partial=False)
     p = Prediction(tenant_id=bulk_tenant_id(session), project_id=task.project_id, task_id=task.task_id,
                    result=fields["result"], score=fields.get("score"), model_version=fields.get("model_version", ""),
@@ -581,7 +578,7 @@ def import_predictions(session: Session, ctx: TenantContext, project_id: int, it
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("task"), int):
             raise Invalid(f"Prediction {index}: give the task id as \"task\".", field="task")
-        task = fetch(session, Task, item["task"], what="Task")
+        task = prediction_target(session, item["task"])
         if task.project_id != project_id:
             raise NotFound("Task not found")
         try:

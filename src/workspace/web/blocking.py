@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import anyio
 
+from workspace.web.uow import commit_if_done
+
 __all__ = ["in_thread", "DEFERRED_GUARD", "runs_deferred_guard"]
 
 T = TypeVar("T")
@@ -46,8 +48,6 @@ def runs_deferred_guard(fn: Callable[..., Any]) -> bool:
 
 
 def _guarded(request: Any, call: Callable[[], T]) -> T:
-    from workspace.web.uow import commit_if_done
-
     deferred = request.scope.get("state", {}).pop(DEFERRED_GUARD, None)
     if deferred is not None:
         deferred()
